@@ -1,0 +1,16 @@
+"""The project's one config tree, loaded from parameters.toml (stdlib only).
+
+It sits below `signals`, `envs` and `trader` so that each command can load the whole tree
+without importing upwards.
+"""
+
+from settings.loader import (ConfigError, apply_override, load_params, params_from_dict, parse_override,
+                             replace_path, to_dict, to_toml)
+from settings.schema import (BuildConfig, CostsConfig, DataConfig, EnvConfig, Params, PPOConfig, SignalsConfig,
+                             SplitConfig, TrainConfig, TuneConfig, TuneFastConfig)
+
+__all__ = [
+    "BuildConfig", "ConfigError", "CostsConfig", "DataConfig", "EnvConfig", "Params", "PPOConfig", "SignalsConfig",
+    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "apply_override", "load_params",
+    "params_from_dict", "parse_override", "replace_path", "to_dict", "to_toml",
+]

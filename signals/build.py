@@ -1,0 +1,537 @@
+"""`python -m signals.build`: compute every signal variant, score it on the training split, keep the
+best decorrelated ones and write them to the store.
+
+Reads top to bottom: arguments -> parameters -> cache check -> market data -> task plan -> process pool
+-> scoring and selection -> store -> report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from settings import ConfigError, Params, load_params, replace_path, to_dict, to_toml
+from signals import store
+from signals.worker import Task, cap_threads_env, init_worker, run_task
+
+SIGNALS_DIR = Path(__file__).resolve().parent
+# The code whose change must invalidate stored variants and selections.
+VARIANT_CODE = ("kernels.py", "catalog.py")
+SELECTION_CODE = ("score.py", "build.py", "store.py", "data.py")
+DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet")
+
+
+class BuildError(RuntimeError):
+    """The build could not finish; completed tasks stay in the store for the rerun."""
+
+
+# ---------------------------------------------------------------- arguments and parameters
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m signals.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", help="parameters file (default: ./parameters.toml)")
+    parser.add_argument("--data", nargs="+", metavar="PATH", help="market data files or folders (default: data.paths)")
+    parser.add_argument("--out", help="store directory (default: build.out)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: build.workers; 0 = cores available)")
+    parser.add_argument("--batch-size", type=int, help="tasks submitted to the pool at a time (default: build.batch_size)")
+    parser.add_argument("--force", action="store_true", help="recompute every variant, ignoring the cache")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one parameter (repeatable)")
+    return parser.parse_args(argv)
+
+
+def resolve_params(args: argparse.Namespace) -> Params:
+    """parameters.toml, then --set, then the dedicated flags (which win)."""
+    params = load_params(args.params, args.overrides)
+    flags: dict[str, Any] = {}
+    if args.data:
+        flags["data.paths"] = expand_data_paths(args.data)
+    if args.out:
+        flags["build.out"] = args.out
+    if args.workers is not None:
+        flags["build.workers"] = args.workers
+    if args.batch_size is not None:
+        flags["build.batch_size"] = args.batch_size
+    return replace_path(params, flags) if flags else params
+
+
+def expand_data_paths(paths: Iterable[str]) -> list[str]:
+    """Files as given; a folder stands for the data files directly inside it."""
+    out: list[str] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
+            if not found:
+                raise ConfigError(f"--data {item}: no {', '.join(DATA_SUFFIXES)} files in that folder")
+            out.extend(found)
+        else:
+            out.append(str(path))
+    return out
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- cache keys
+
+def code_hash(names: Iterable[str]) -> str:
+    return store.sha256_json({name: (SIGNALS_DIR / name).read_text() for name in names})
+
+
+def data_hashes(params: Params) -> dict[str, str]:
+    hashes = {}
+    for item in params.data.paths:
+        path = Path(item)
+        if not path.is_file():
+            raise ConfigError(f"data.paths: {path} does not exist (working directory {Path.cwd()})")
+        hashes[path.stem] = store.sha256_file(path)
+    if len(hashes) != len(params.data.paths):
+        raise ConfigError("data.paths: two files have the same name; symbols are named after the file stem")
+    return hashes
+
+
+def store_cache_key(params: Params, hashes: dict[str, str] | None = None) -> str:
+    """Covers the data, the catalogue's and pipeline's code, and every parameter that shapes the store."""
+    return store.sha256_json({
+        "data": hashes if hashes is not None else data_hashes(params),
+        "code": code_hash(VARIANT_CODE + SELECTION_CODE),
+        "params": {s: to_dict(getattr(params, s)) for s in ("data", "split", "costs", "signals")},
+    })
+
+
+def task_key(data_sha: str, family: str, params_chunk: Sequence[dict], variant_code: str) -> str:
+    """A task's output depends only on its symbol's bars, its family's code and its parameters."""
+    return store.sha256_json([data_sha, family, list(params_chunk), variant_code])[:24]
+
+
+# ---------------------------------------------------------------- market data
+
+@dataclass(frozen=True)
+class SymbolInput:
+    bars: Any  # signals.data.Bars
+    sha256: str
+    splits: dict[str, tuple[int, int]]
+
+
+def load_inputs(params: Params, hashes: dict[str, str], warmup: int, embargo: int) -> dict[str, SymbolInput]:
+    from signals.data import load_bars, split_bounds
+
+    inputs = {}
+    min_bars = warmup + 2 * embargo + 30
+    for item in params.data.paths:
+        bars = load_bars(item, params.data.format, min_bars=min_bars)
+        try:
+            splits = split_bounds(len(bars), bars.timestamps, warmup=warmup, embargo=embargo,
+                                  train=params.split.train, validation=params.split.validation,
+                                  train_end=params.split.train_end, validation_end=params.split.validation_end)
+        except ValueError as exc:
+            raise ConfigError(f"{item}: {exc}") from None
+        inputs[bars.symbol] = SymbolInput(bars=bars, sha256=hashes[bars.symbol], splits=splits)
+    return inputs
+
+
+# ---------------------------------------------------------------- task plan
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: list[Task]                # every task, in catalogue order
+    variants: list[tuple[str, dict]]  # (family, params) per variant column, the same for every symbol
+    chunks: list[tuple[str, tuple[dict, ...]]]
+
+
+def family_grids(params: Params) -> dict[str, list[dict]]:
+    """Expanded parameter variants per enabled family; unknown family names fail with a suggestion."""
+    import difflib
+
+    from signals.catalog import CATALOG, expand_grid
+
+    for name in list(params.signals.families) + list(params.signals.disabled):
+        if name not in CATALOG:
+            close = difflib.get_close_matches(name, list(CATALOG), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"signals.families: unknown family '{name}'{hint}")
+    grids = {}
+    for name, family in CATALOG.items():
+        if name in params.signals.disabled:
+            continue
+        try:
+            grids[name] = expand_grid(family, params.signals.families.get(name))
+        except ValueError as exc:
+            raise ConfigError(f"signals.families.{name}: {exc}") from None
+    return grids
+
+
+def plan_tasks(root: Path, inputs: dict[str, SymbolInput], grids: dict[str, list[dict]], chunk: int) -> Plan:
+    variant_code = code_hash(VARIANT_CODE)
+    chunks = [(family, tuple(variants[i:i + chunk]))
+              for family, variants in grids.items() for i in range(0, len(variants), chunk)]
+    tasks = [Task(str(root), symbol, family, task_key(info.sha256, family, chunk_params, variant_code), chunk_params)
+             for symbol, info in inputs.items() for family, chunk_params in chunks]
+    variants = [(family, p) for family, chunk_params in chunks for p in chunk_params]
+    return Plan(tasks=tasks, variants=variants, chunks=chunks)
+
+
+# ---------------------------------------------------------------- process pool
+
+class TreeMemory:
+    """Peak resident memory of this process and all its children, sampled in a background thread."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        import psutil
+
+        self._root = psutil.Process()
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self.peak_bytes = self.sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> int:
+        import psutil
+
+        total = 0
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_bytes = max(self.peak_bytes, self.sample())
+
+    def __enter__(self) -> "TreeMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self.sample())
+
+
+def run_pool(tasks: list[Task], workers: int, batch_size: int, start_method: str, timeout_s: float,
+             progress: Any) -> list[dict]:
+    """Run tasks in a process pool fed `batch_size` at a time; a dead or stuck worker is an error, not a hang."""
+    cap_threads_env()  # inherited by workers started from here on
+    results: list[dict] = []
+    queue = iter(tasks)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(start_method),
+                               initializer=init_worker)
+    pending: dict[Any, Task] = {}
+    try:
+        while True:
+            # Keep one batch queued behind the one running so workers never idle between batches.
+            while len(pending) <= batch_size:
+                batch = [t for _, t in zip(range(batch_size), queue)]
+                if not batch:
+                    break
+                pending.update({pool.submit(run_task, t): t for t in batch})
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=timeout_s, return_when=FIRST_COMPLETED)
+            if not done:
+                stuck = next(iter(pending.values()))
+                raise BuildError(f"no task finished in {timeout_s:.0f} s (build.task_timeout_s); "
+                                 f"stuck e.g. on {stuck.family} for {stuck.symbol}")
+            for future in done:
+                task = pending.pop(future)
+                try:
+                    results.append(future.result())
+                except BrokenProcessPool:
+                    raise BuildError(f"a worker process died (killed or out of memory) while the pool was running "
+                                     f"{task.family} on {task.symbol}; finished tasks are kept, rerun the build "
+                                     f"to compute only the missing ones") from None
+                progress.update(1)
+    except BaseException:
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop at once: cancel what is queued and kill workers (a hung worker would block shutdown forever)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        if proc.is_alive():
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.join(timeout=5)
+
+
+# ---------------------------------------------------------------- scoring and selection
+
+def variant_matrix(root: Path, plan: Plan, symbol: str) -> np.ndarray:
+    """All of a symbol's variants side by side, in plan order (float32, n_bars x n_variants)."""
+    parts = [store.read_task_output(root, t.symbol, t.family, t.task_key) for t in plan.tasks if t.symbol == symbol]
+    return np.concatenate(parts, axis=1)
+
+
+def score_symbols(matrices: dict[str, np.ndarray], inputs: dict[str, SymbolInput], params: Params
+                  ) -> dict[str, dict[str, np.ndarray]]:
+    from signals.score import score_variants
+
+    scores = {}
+    for symbol, matrix in matrices.items():
+        start, stop = inputs[symbol].splits["train"]
+        bars = inputs[symbol].bars
+        scores[symbol] = score_variants(
+            matrix, bars.close, start=start, stop=stop, horizon=params.signals.horizon,
+            cost_bps=params.costs.total_bps, periods_per_year=periods_per_year(bars.timestamps),
+            backend=params.signals.score_backend)
+    return scores
+
+
+def mean_scores(scores: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A variant is judged on all symbols at once: one feature set serves every symbol's environment."""
+    names = next(iter(scores.values())).keys()
+    return {name: np.mean([s[name] for s in scores.values()], axis=0) for name in names}
+
+
+def select(matrices: dict[str, np.ndarray], inputs: dict[str, SymbolInput], plan: Plan,
+           scores: dict[str, np.ndarray], params: Params) -> list[int]:
+    """Selection sees only training rows: each symbol's train split, stacked."""
+    from signals.score import select_variants
+
+    train_rows = np.concatenate([m[slice(*inputs[s].splits["train"])] for s, m in matrices.items()], axis=0)
+    families = [family for family, _ in plan.variants]
+    return select_variants(train_rows, scores, families, start=0, stop=len(train_rows),
+                           keep_per_family=params.signals.keep_per_family,
+                           max_correlation=params.signals.max_correlation)
+
+
+def periods_per_year(timestamps: np.ndarray) -> float:
+    years = float(timestamps[-1] - timestamps[0]) / (365.25 * 24 * 3600 * 1e9)
+    return (len(timestamps) - 1) / years if years > 0 else 252.0
+
+
+# ---------------------------------------------------------------- writing the store
+
+def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, SymbolInput], plan: Plan,
+                matrices: dict[str, np.ndarray], per_symbol: dict[str, dict[str, np.ndarray]],
+                scores: dict[str, np.ndarray], kept: list[int], extra: dict[str, Any]) -> dict[str, Any]:
+    from signals.catalog import variant_label
+
+    labels = [variant_label(f, p) for f, p in plan.variants]
+    for symbol, matrix in matrices.items():
+        features = np.nan_to_num(np.asarray(matrix[:, kept], dtype=np.float32), nan=0.0)
+        store.write_symbol_arrays(root, symbol, features, inputs[symbol].bars.close, inputs[symbol].bars.timestamps)
+    rows = _score_rows(plan, labels, per_symbol, scores, kept)
+    store.save_text(root / "variant_scores.csv", _csv(rows))
+    store.save_text(root / "top_signals.csv", _csv([rows[i] for i in kept]))
+    manifest = {
+        "cache_key": cache_key,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "variants_tried": len(plan.variants),
+        "variants_selected": len(kept),
+        "families": _family_counts(plan, kept),
+        "feature_bound": float(max(1.0, *(float(np.max(np.abs(m[:, kept][np.isfinite(m[:, kept])]), initial=0.0))
+                                          for m in matrices.values()))),
+        "symbols": {s: {"file": str(info.bars.path), "sha256": info.sha256, "n_bars": len(info.bars),
+                        "splits": {k: list(v) for k, v in info.splits.items()},
+                        "repairs": dict(info.bars.repairs),
+                        "periods_per_year": periods_per_year(info.bars.timestamps)}
+                    for s, info in inputs.items()},
+        "features": [{"name": labels[i], "family": plan.variants[i][0], "params": plan.variants[i][1],
+                      "scores": rows[i]["scores"]} for i in kept],
+        **extra,
+    }
+    store.write_manifest(root, manifest)
+    return manifest
+
+
+def _score_rows(plan: Plan, labels: list[str], per_symbol: dict[str, dict[str, np.ndarray]],
+                scores: dict[str, np.ndarray], kept: list[int]) -> list[dict]:
+    kept_set = set(kept)
+    rows = []
+    for i, (family, p) in enumerate(plan.variants):
+        row_scores = {name: _finite(values[i]) for name, values in scores.items()}
+        for symbol, values in per_symbol.items():
+            row_scores.update({f"{name}.{symbol}": _finite(v[i]) for name, v in values.items()})
+        rows.append({"name": labels[i], "family": family, "params": p, "selected": i in kept_set,
+                     "scores": row_scores})
+    return rows
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    if not rows:
+        return ""
+    score_names = list(rows[0]["scores"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["name", "family", "params", "selected", *score_names])
+    for row in rows:
+        writer.writerow([row["name"], row["family"], json.dumps(row["params"]), row["selected"],
+                         *("" if row["scores"][n] is None else f"{row['scores'][n]:.6g}" for n in score_names)])
+    return buffer.getvalue()
+
+
+def _family_counts(plan: Plan, kept: list[int]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for i, (family, _) in enumerate(plan.variants):
+        counts.setdefault(family, {"tried": 0, "kept": 0})["tried"] += 1
+    for i in kept:
+        counts[plan.variants[i][0]]["kept"] += 1
+    return counts
+
+
+def write_run_record(root: Path, params: Params, argv: Sequence[str], hashes: dict[str, str], cache_key: str) -> None:
+    """What this build used, beside what it made."""
+    store.save_text(root / "params.toml", to_toml(params))
+    store.save_json(root / "build_info.json", {
+        "command": [sys.executable, "-m", "signals.build", *argv], "cwd": str(Path.cwd()),
+        "data_sha256": hashes, "cache_key": cache_key, "versions": package_versions(),
+    })
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0]}
+    for name in ("numpy", "pandas", "numba", "jax", "jaxlib", "torch", "stable-baselines3", "gymnasium", "optuna"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+# ---------------------------------------------------------------- the build
+
+def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log: Any = print) -> store.Store:
+    """Bring the store at `params.build.out` up to date with the data, code and parameters; return it opened."""
+    started = time.perf_counter()
+    root = Path(params.build.out)
+    hashes = data_hashes(params)
+    cache_key = store_cache_key(params, hashes)
+    manifest = store.read_manifest(root)
+    if not force and manifest is not None and manifest.get("cache_key") == cache_key:
+        opened = store.open_store(root, expected_key=cache_key)
+        log(f"signal store {root} is up to date ({manifest['variants_selected']} features from "
+            f"{manifest['variants_tried']} variants); nothing to do [{time.perf_counter() - started:.2f} s]")
+        return opened
+
+    # Compile every kernel once, here, so workers load numba's cache instead of all compiling at once.
+    from signals.catalog import CATALOG, warm_up
+
+    warm_up()
+    grids = family_grids(params)
+    warmup = max(CATALOG[family].lookback(**p) for family, variants in grids.items() for p in variants)
+    embargo = warmup + params.signals.horizon + params.split.extra_embargo
+    inputs = load_inputs(params, hashes, warmup, embargo)
+
+    cores = available_cores()
+    workers = params.build.workers or cores
+    log(f"cores available: {cores}; workers: {workers}, 1 thread each (OMP/MKL/OpenBLAS/numba capped); "
+        f"start method: {params.build.start_method}; batches of {params.build.batch_size} tasks")
+    for symbol, info in inputs.items():
+        repairs = ", ".join(f"{k}: {v}" for k, v in info.bars.repairs.items() if v) or "none needed"
+        log(f"  {symbol}: {len(info.bars)} bars from {info.bars.path} (repairs: {repairs}); splits "
+            + ", ".join(f"{k} [{a}, {b})" for k, (a, b) in info.splits.items()) + f"; embargo {embargo} bars")
+
+    removed = store.remove_temporaries(root)
+    if removed:
+        log(f"removed {removed} temporary file(s) left by an interrupted build")
+    for symbol, info in inputs.items():
+        b = info.bars
+        store.write_ohlcv(root, symbol, np.vstack([b.open, b.high, b.low, b.close, b.volume]))
+    plan = plan_tasks(root, inputs, grids, params.signals.variants_per_task)
+    todo = plan.tasks if force else [t for t in plan.tasks if not store.task_done(root, t.symbol, t.family, t.task_key)]
+    log(f"{len(plan.variants)} variants per symbol in {len(plan.chunks)} chunks x {len(inputs)} symbol(s) = "
+        f"{len(plan.tasks)} tasks; {len(todo)} to compute, {len(plan.tasks) - len(todo)} already in the store")
+
+    from tqdm import tqdm
+
+    with TreeMemory() as memory:
+        pool_started = time.perf_counter()
+        with tqdm(total=len(todo), desc="variants", unit="task", file=sys.stderr,
+                  disable=not todo) as progress:
+            if todo:
+                run_pool(todo, workers, params.build.batch_size, params.build.start_method,
+                         params.build.task_timeout_s, progress)
+        pool_seconds = time.perf_counter() - pool_started
+        matrices = {symbol: variant_matrix(root, plan, symbol) for symbol in inputs}
+        per_symbol = score_symbols(matrices, inputs, params)
+        scores = mean_scores(per_symbol)
+        kept = select(matrices, inputs, plan, scores, params)
+        if not kept:
+            raise BuildError("no variant has a finite score on the training split; check the data and split.*")
+        write_run_record(root, params, argv, hashes, cache_key)
+        computed = sum(len(t.params) for t in todo)
+        manifest = write_store(root, params, cache_key, inputs, plan, matrices, per_symbol, scores, kept, {
+            "max_lookback": warmup, "embargo": embargo, "horizon": params.signals.horizon,
+            "build": {"workers": workers, "seconds": round(time.perf_counter() - started, 3),
+                      "variants_computed": computed}})
+    report(manifest, computed, pool_seconds, time.perf_counter() - started, workers, memory.peak_bytes, log)
+    return store.open_store(root, expected_key=cache_key)
+
+
+def report(manifest: dict, computed: int, pool_seconds: float, seconds: float, workers: int, peak_bytes: int,
+           log: Any, top: int = 10) -> None:
+    rate = computed / pool_seconds if pool_seconds > 0 and computed else 0.0
+    log(f"variants tried: {manifest['variants_tried']} per symbol x {len(manifest['symbols'])} symbol(s); "
+        f"computed now: {computed}; kept: {manifest['variants_selected']}")
+    log(f"time: {seconds:.1f} s (pool {pool_seconds:.1f} s, {rate:,.0f} variants/s with {workers} workers); "
+        f"peak memory of the process tree: {peak_bytes / 2**20:,.0f} MiB")
+    log(f"top signals (training split only; scores averaged over symbols):")
+    log(f"  {'signal':<44} {'rank_ic':>8} {'sharpe':>8} {'turnover':>8}")
+    ranked = sorted(manifest["features"], key=lambda f: -abs(f["scores"].get("rank_ic") or 0.0))
+    for feature in ranked[:top]:
+        s = feature["scores"]
+        log(f"  {feature['name']:<44} {_fmt(s.get('rank_ic'))} {_fmt(s.get('sharpe'))} {_fmt(s.get('turnover'))}")
+    log("the same as CSV: top_signals.csv (kept) and variant_scores.csv (all) in the store")
+
+
+def _fmt(value: float | None) -> str:
+    return f"{value:8.4f}" if value is not None else f"{'nan':>8}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        params = resolve_params(args)
+        build(params, force=args.force, argv=argv)
+    except (ConfigError, BuildError, store.StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # signals.data.DataError names the file and row
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished tasks are kept in the store; rerun to compute only the missing ones",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The signal store: the only file I/O of `signals/`.
+
+Layout under the store root (`build.out`, default data/signals/):
+
+    manifest.json                 written last; its presence with a matching cache key means "complete"
+    <SYMBOL>/features.npy         float32 (n_bars, n_features): the selected features, warm-up rows = 0
+    <SYMBOL>/close.npy            float64 (n_bars,): close prices the environment trades on
+    <SYMBOL>/timestamps.npy       int64 (n_bars,): bar times, ns since the epoch
+    <SYMBOL>/ohlcv.npy            float64 (5, n_bars): inputs the pool workers memory-map
+    variants/<SYMBOL>/<family>/<task_key>.npy    float32 (n_bars, n_chunk): one task's raw variants
+    variants/<SYMBOL>/<family>/<task_key>.json   that task's parameters (written after the array)
+    variant_scores.csv, top_signals.csv          every variant's scores; the kept ones, best first
+
+Every write goes to a temporary file in the same directory and is renamed into place, so a crash
+leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+STORE_FORMAT = 1
+MANIFEST = "manifest.json"
+SPLITS = ("train", "validation", "test")
+TMP_PREFIX = ".tmp-"
+
+
+class StoreError(RuntimeError):
+    """A missing, stale or damaged store; the message says what to run."""
+
+
+# ---------------------------------------------------------------- atomic writes
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """np.save, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def save_text(path: Path, text: str) -> None:
+    """Write text, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_json(path: Path, obj: Any) -> None:
+    save_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def remove_temporaries(root: Path) -> int:
+    """Delete temporary files a killed process left behind; returns how many."""
+    if not root.exists():
+        return 0
+    leftovers = list(root.rglob(TMP_PREFIX + "*"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
+
+
+# ---------------------------------------------------------------- hashing
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- task outputs (written by pool workers)
+
+def variant_paths(root: Path, symbol: str, family: str, task_key: str) -> tuple[Path, Path]:
+    """(array path, metadata path) of one task's output."""
+    folder = root / "variants" / symbol / family
+    return folder / f"{task_key}.npy", folder / f"{task_key}.json"
+
+
+def task_done(root: Path, symbol: str, family: str, task_key: str) -> bool:
+    """A task is done when its metadata exists: it is written only after the array is in place."""
+    array_path, meta_path = variant_paths(root, symbol, family, task_key)
+    return meta_path.exists() and array_path.exists()
+
+
+def write_task_output(root: Path, symbol: str, family: str, task_key: str, values: np.ndarray,
+                      meta: Mapping[str, Any]) -> None:
+    array_path, meta_path = variant_paths(root, symbol, family, task_key)
+    save_array(array_path, np.ascontiguousarray(values, dtype=np.float32))
+    save_json(meta_path, dict(meta))
+
+
+def read_task_output(root: Path, symbol: str, family: str, task_key: str) -> np.ndarray:
+    array_path, _ = variant_paths(root, symbol, family, task_key)
+    return np.load(array_path, mmap_mode="r")
+
+
+# ---------------------------------------------------------------- the finished store
+
+@dataclass(frozen=True)
+class SymbolData:
+    """One symbol's arrays, memory-mapped read-only: every process that opens them shares the pages."""
+
+    symbol: str
+    features: np.ndarray
+    close: np.ndarray
+    timestamps: np.ndarray
+    splits: Mapping[str, tuple[int, int]]
+    feature_names: tuple[str, ...]
+
+    def split(self, name: str) -> tuple[int, int]:
+        if name not in self.splits:
+            raise StoreError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return tuple(self.splits[name])  # type: ignore[return-value]
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per year, from the bar times actually observed (daily stocks ~252, hourly FX ~6,000)."""
+        span_ns = float(self.timestamps[-1] - self.timestamps[0])
+        years = span_ns / (365.25 * 24 * 3600 * 1e9)
+        return (len(self.timestamps) - 1) / years if years > 0 else 252.0
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+    manifest: Mapping[str, Any]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.manifest["symbols"])
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f["name"] for f in self.manifest["features"])
+
+    @property
+    def n_features(self) -> int:
+        return len(self.manifest["features"])
+
+    @property
+    def manifest_hash(self) -> str:
+        return sha256_file(self.root / MANIFEST)
+
+    def symbol(self, name: str) -> SymbolData:
+        if name not in self.manifest["symbols"]:
+            raise StoreError(f"symbol {name!r} is not in the store {self.root} (it has {', '.join(self.symbols)})")
+        folder = self.root / name
+        info = self.manifest["symbols"][name]
+        return SymbolData(
+            symbol=name,
+            features=np.load(folder / "features.npy", mmap_mode="r"),
+            close=np.load(folder / "close.npy", mmap_mode="r"),
+            timestamps=np.load(folder / "timestamps.npy", mmap_mode="r"),
+            splits={k: tuple(v) for k, v in info["splits"].items()},
+            feature_names=self.feature_names,
+        )
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest, or None when there is none (an unfinished or missing store)."""
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{path} is damaged ({exc}); rebuild with `python -m signals.build --force`") from None
+
+
+def open_store(root: str | Path, expected_key: str | None = None) -> Store:
+    """Open a finished store; with `expected_key`, a store built from other data or parameters is an error."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise StoreError(f"no signal store at {root} (no {MANIFEST}); run `python -m signals.build --out {root}`")
+    if manifest.get("format") != STORE_FORMAT:
+        raise StoreError(f"{root} was written by another store format; rebuild with `python -m signals.build --force`")
+    if expected_key is not None and manifest.get("cache_key") != expected_key:
+        raise StoreError(f"the signal store at {root} is stale: it was built from other data, code or parameters; "
+                         f"run `python -m signals.build` (or `--out {root}`) to rebuild it")
+    for symbol in manifest["symbols"]:
+        for name in ("features.npy", "close.npy", "timestamps.npy"):
+            if not (root / symbol / name).exists():
+                raise StoreError(f"{root / symbol / name} is missing; rebuild with `python -m signals.build --force`")
+    return Store(root=root, manifest=manifest)
+
+
+def write_symbol_arrays(root: Path, symbol: str, features: np.ndarray, close: np.ndarray,
+                        timestamps: np.ndarray) -> None:
+    """The per-symbol arrays the environment reads (written before the manifest)."""
+    folder = root / symbol
+    save_array(folder / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
+    save_array(folder / "close.npy", np.ascontiguousarray(close, dtype=np.float64))
+    save_array(folder / "timestamps.npy", np.ascontiguousarray(timestamps, dtype=np.int64))
+
+
+def write_ohlcv(root: Path, symbol: str, ohlcv: np.ndarray) -> Path:
+    """The (5, n) float64 input the workers memory-map instead of receiving it through a pipe."""
+    path = root / symbol / "ohlcv.npy"
+    save_array(path, np.ascontiguousarray(ohlcv, dtype=np.float64))
+    return path
+
+
+def write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
+    """Last write of a build: until it lands, readers see no (or the previous) complete store."""
+    save_json(root / MANIFEST, {"format": STORE_FORMAT, **manifest})
+
+
+def write_synthetic_store(root: str | Path, symbols: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                          splits: Mapping[str, Mapping[str, tuple[int, int]]], feature_names: list[str],
+                          cache_key: str = "synthetic") -> Store:
+    """Write a store from ready arrays {symbol: (features, close, timestamps)}; for tests and benchmarks."""
+    root = Path(root)
+    for symbol, (features, close, timestamps) in symbols.items():
+        write_symbol_arrays(root, symbol, features, close, timestamps)
+    write_manifest(root, {
+        "cache_key": cache_key,
+        "symbols": {s: {"splits": {k: list(v) for k, v in splits[s].items()}, "n_bars": len(symbols[s][1])}
+                    for s in symbols},
+        "features": [{"name": n, "family": n.split("(")[0], "params": {}} for n in feature_names],
+    })
+    return open_store(root)

@@ -1,0 +1,71 @@
+"""The config tree: defaults, parameters.toml, unknown keys, bad values, overrides, round trip."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from settings import ConfigError, Params, load_params, params_from_dict, replace_path, to_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_parameters_toml_holds_every_default():
+    """parameters.toml states every field (so it is the one place defaults live) and loads to the defaults."""
+    raw = tomllib.loads((ROOT / "parameters.toml").read_text())
+    expected = tomllib.loads(to_toml(Params()))
+    for section, values in expected.items():
+        assert section in raw, f"[{section}] missing from parameters.toml"
+        missing = set(values) - set(raw[section])
+        assert not missing, f"parameters.toml [{section}] lacks {sorted(missing)}"
+    params = load_params(ROOT / "parameters.toml")
+    assert params.env == Params().env and params.ppo == Params().ppo and params.train == Params().train
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"env": {"windw": 3}}, r"unknown key 'env.windw' \(did you mean 'env.window'\?\)"),
+    ({"enviroment": {}}, r"unknown key .enviroment. \(known keys: build, costs, data, env"),
+    ({"tune": {"fast": {"n_env": 2}}}, r"tune.fast.n_env.*did you mean 'tune.fast.n_envs'"),
+    ({"env": {"window": -3}}, r"env.window must be >= 1"),
+    ({"split": {"train": 1.5}}, r"split.train must be a fraction"),
+    ({"split": {"train": 0.7, "validation": 0.3}}, r"split.validation .*test split"),
+    ({"signals": {"max_correlation": 1.2}}, r"signals.max_correlation must be a fraction"),
+    ({"ppo": {"n_steps": "many"}}, r"ppo.n_steps must be int"),
+    ({"train": {"vec_env": "threads"}}, r"train.vec_env must be one of subproc, dummy, batched"),
+    ({"costs": {"commission_bps": -1}}, r"costs.commission_bps must be in \[0, 10000\)"),
+])
+def test_bad_config_names_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(raw)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "p.toml"
+    bad.write_text("[env]\nwindow = 0\n")
+    with pytest.raises(ConfigError, match=f"{bad}: env.window"):
+        load_params(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_params(tmp_path / "missing.toml")
+
+
+def test_overrides_and_replace():
+    params = load_params(ROOT / "parameters.toml", ["ppo.learning_rate=1e-3", "env.reward=differential_sharpe",
+                                                    "ppo.net_arch=[32, 32]", "data.paths=['a.csv']"])
+    assert params.ppo.learning_rate == 1e-3 and params.env.reward == "differential_sharpe"
+    assert params.ppo.net_arch == (32, 32) and params.data.paths == ("a.csv",)
+    with pytest.raises(ConfigError, match="ppo.gama"):
+        load_params(ROOT / "parameters.toml", ["ppo.gama=0.9"])
+    changed = replace_path(params, {"ppo.gamma": 0.9, "tune.fast.timesteps": 100})
+    assert changed.ppo.gamma == 0.9 and changed.tune.fast.timesteps == 100 and params.ppo.gamma == 0.99
+
+
+def test_toml_round_trip(tmp_path):
+    params = replace_path(Params(), {"signals.families": {"rsi": {"window": [5, 9]}}, "ppo.ent_coef": 1e-7})
+    path = tmp_path / "resolved.toml"
+    path.write_text(to_toml(params))
+    assert load_params(path) == params
+
+
+def test_params_are_frozen():
+    with pytest.raises(Exception):
+        Params().env.window = 3  # type: ignore[misc]
