@@ -65,6 +65,10 @@ _NA_TEXT = {"", "nan", "na", "n/a", "#n/a", "null", "none"}
 _SNIFF_BYTES = 64 * 1024
 
 
+# A split shorter than this cannot score or evaluate anything meaningful.
+MIN_SPLIT_BARS = 50
+
+
 class DataError(ValueError):
     """Bad market data.  The message names the file and, where it applies, the
     1-based line (CSV, header = line 1) or row (Parquet) and the column."""
@@ -205,7 +209,8 @@ def split_bounds(
     bar on/after ``train_end`` / ``validation_end`` (ISO dates; each one given replaces its
     fraction, so the date is the first moment *not* in that split).  The first ``embargo``
     bars after each cut are dropped so that no lookback window straddles two splits.
-    Raises ValueError if any split is shorter than ``max(10, 2 * embargo)`` bars.
+    Raises ValueError if any split is shorter than ``MIN_SPLIT_BARS`` bars (the environment
+    checks again against its own window and episode length).
     """
     _check_split_args(n_bars, timestamps, warmup, embargo)
     if not (train_end and validation_end):  # fractions only matter where a date is missing
@@ -276,9 +281,7 @@ def _sniff_time_style(header: list[str], rows: list[str], delimiter: str) -> str
 def _read_csv(path: Path, fmt: str) -> _Table:
     """Read a text file as strings, so that bad cells can be reported verbatim."""
     head = _read_head(path)
-    text = _decode(head)
-    first = next((ln for ln in text.splitlines()), "")
-    delimiter = "\t" if fmt == "mt5" and "\t" in first else _sniff_delimiter(first)
+    delimiter = _sniff_delimiter(next(iter(_decode(head).splitlines()), ""))
     try:
         frame = pd.read_csv(
             path,
@@ -462,13 +465,13 @@ def _check_prices(table: _Table, v: dict[str, np.ndarray]) -> None:
         bad = v[field] <= 0
         if bad.any():
             i = int(np.argmax(bad))
-            message = f"price must be positive, got {v[field][i]:g}"
+            message = f"price must be positive, got {v[field][i]:.10g}"
             raise table.fail(i, table.cells[field][0], message, int(bad.sum()))
     checks = (
-        ("high", v["high"] < v["low"], "high {high:g} is below low {low:g}"),
-        ("high", v["high"] < np.maximum(v["open"], v["close"]), "high {high:g} is below open {open:g} or close {close:g}"),
-        ("low", v["low"] > np.minimum(v["open"], v["close"]), "low {low:g} is above open {open:g} or close {close:g}"),
-        ("volume", v["volume"] < 0, "negative volume {volume:g}"),
+        ("high", v["high"] < v["low"], "high {high:.10g} is below low {low:.10g}"),
+        ("high", v["high"] < np.maximum(v["open"], v["close"]), "high {high:.10g} is below open {open:.10g} or close {close:.10g}"),
+        ("low", v["low"] > np.minimum(v["open"], v["close"]), "low {low:.10g} is above open {open:.10g} or close {close:.10g}"),
+        ("volume", v["volume"] < 0, "negative volume {volume:.10g}"),
     )
     for field, bad, template in checks:
         if bad.any():
@@ -543,7 +546,7 @@ def _check_split_sizes(
     train_end: str,
     validation_end: str,
 ) -> None:
-    minimum = max(10, 2 * embargo)
+    minimum = MIN_SPLIT_BARS
     for name, (start, stop) in bounds.items():
         if stop - start < minimum:
             knobs = f"train={train}, validation={validation}"
@@ -551,6 +554,6 @@ def _check_split_sizes(
                 knobs = f"train_end={train_end!r}, validation_end={validation_end!r} ({knobs})"
             raise ValueError(
                 f"{name} split has {max(stop - start, 0)} bars ({start}..{stop}), fewer than the "
-                f"minimum {minimum} (max(10, 2 * embargo={embargo})); change {knobs}, "
+                f"minimum {minimum} (embargo {embargo}); change {knobs}, "
                 "the warm-up/embargo, or use more data"
             )

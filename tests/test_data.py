@@ -339,17 +339,17 @@ def test_one_date_with_fraction_for_the_other_cut() -> None:
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        (dict(train=0.6, validation=0.395), r"test split has \d+ bars.*change train=0.6, validation=0.395"),
-        (dict(train=0.1, validation=0.2, embargo=30), r"train split has 10 bars.*minimum 60"),
+        (dict(train=0.6, validation=0.399), r"test split has \d+ bars.*change train=0.6, validation=0.399"),
+        (dict(train=0.04, validation=0.2, embargo=30), r"train split has 40 bars.*minimum 50"),
         (dict(train=0.8, validation=0.3), r"train \+ validation < 1"),
         (dict(train=0.0, validation=0.3), r"must be > 0"),
         (dict(train_end="2019-06-01", validation_end="2020-06-01"), r"train split has 0 bars.*train_end='2019-06-01'"),
         (dict(train_end="2020-06-01", validation_end="2020-03-01"), r"validation split has 0 bars.*validation_end="),
         (dict(train_end="not a date"), r"train_end='not a date' is not an ISO date"),
-        (dict(warmup=100), r"warmup of 100 bars leaves nothing"),
+        (dict(warmup=1000), r"warmup of 1000 bars leaves nothing"),
     ],
 )
 def test_split_errors(kwargs: dict, pattern: str) -> None:
     args = dict(warmup=0, embargo=0, train=0.6, validation=0.2) | kwargs
     with pytest.raises(ValueError, match=pattern):
-        split_bounds(100, daily(100, "2020-01-01"), **args)
+        split_bounds(1000, daily(1000, "2020-01-01"), **args)
