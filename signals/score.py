@@ -44,6 +44,13 @@ DEFAULT_CHUNK = 256
 # series (e.g. never in the market) hit it; both backends share it.
 _STD_EPS = 1e-12
 
+# Scoped float64: newer jax exposes ``jax.enable_x64``, older releases only
+# ``jax.experimental.enable_x64``; both take the flag and restore it on exit.
+if hasattr(jax, "enable_x64"):
+    _enable_x64 = jax.enable_x64
+else:  # pragma: no cover - older jax
+    from jax.experimental import enable_x64 as _enable_x64
+
 
 # --------------------------------------------------------------------------
 # shared validation / returns
@@ -313,7 +320,7 @@ def score_variants_jax(
     if feats.dtype != np.float32:
         feats = feats.astype(np.float64)
     width = _chunk_width(n_variants, chunk_size)
-    with jax.enable_x64(True):
+    with _enable_x64(True):
         shared = (
             jnp.asarray(fwd_order),
             jnp.asarray(fwd_slot),
