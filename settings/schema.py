@@ -123,6 +123,8 @@ class SignalsConfig:
 class BuildConfig:
     out: str = "data/signals"
     """Directory of the signal store."""
+    variants_dir: str = ""
+    """Directory of the raw variant arrays (a cache shared by stores); empty: <out>/variants."""
     workers: int = 0
     """Worker processes; 0 means the cores available to this process."""
     batch_size: int = 20

@@ -179,11 +179,12 @@ def family_grids(params: Params) -> dict[str, list[dict]]:
     return grids
 
 
-def plan_tasks(root: Path, inputs: dict[str, SymbolInput], grids: dict[str, list[dict]], chunk: int) -> Plan:
+def plan_tasks(root: Path, variants_dir: Path, inputs: dict[str, SymbolInput], grids: dict[str, list[dict]],
+               chunk: int) -> Plan:
     variant_code = code_hash(VARIANT_CODE)
     chunks = [(family, tuple(variants[i:i + chunk]))
               for family, variants in grids.items() for i in range(0, len(variants), chunk)]
-    tasks = [Task(str(root), symbol, family, task_key(info.sha256, family, chunk_params, variant_code), chunk_params)
+    tasks = [Task(str(root), str(variants_dir), symbol, family, task_key(info.sha256, family, chunk_params, variant_code), chunk_params)
              for symbol, info in inputs.items() for family, chunk_params in chunks]
     variants = [(family, p) for family, chunk_params in chunks for p in chunk_params]
     return Plan(tasks=tasks, variants=variants, chunks=chunks)
@@ -281,9 +282,9 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
 
 # ---------------------------------------------------------------- scoring and selection
 
-def variant_matrix(root: Path, plan: Plan, symbol: str) -> np.ndarray:
+def variant_matrix(variants_dir: Path, plan: Plan, symbol: str) -> np.ndarray:
     """All of a symbol's variants side by side, in plan order (float32, n_bars x n_variants)."""
-    parts = [store.read_task_output(root, t.symbol, t.family, t.task_key) for t in plan.tasks if t.symbol == symbol]
+    parts = [store.read_task_output(variants_dir, t.symbol, t.family, t.task_key) for t in plan.tasks if t.symbol == symbol]
     return np.concatenate(parts, axis=1)
 
 
@@ -430,6 +431,7 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
     """Bring the store at `params.build.out` up to date with the data, code and parameters; return it opened."""
     started = time.perf_counter()
     root = Path(params.build.out)
+    variants_dir = Path(params.build.variants_dir or root / "variants")
     hashes = data_hashes(params)
     cache_key = store_cache_key(params, hashes)
     manifest = store.read_manifest(root)
@@ -457,14 +459,14 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         log(f"  {symbol}: {len(info.bars)} bars from {info.bars.path} (repairs: {repairs}); splits "
             + ", ".join(f"{k} [{a}, {b})" for k, (a, b) in info.splits.items()) + f"; embargo {embargo} bars")
 
-    removed = store.remove_temporaries(root)
+    removed = store.remove_temporaries(root) + store.remove_temporaries(variants_dir)
     if removed:
         log(f"removed {removed} temporary file(s) left by an interrupted build")
     for symbol, info in inputs.items():
         b = info.bars
         store.write_ohlcv(root, symbol, np.vstack([b.open, b.high, b.low, b.close, b.volume]))
-    plan = plan_tasks(root, inputs, grids, params.signals.variants_per_task)
-    todo = plan.tasks if force else [t for t in plan.tasks if not store.task_done(root, t.symbol, t.family, t.task_key)]
+    plan = plan_tasks(root, variants_dir, inputs, grids, params.signals.variants_per_task)
+    todo = plan.tasks if force else [t for t in plan.tasks if not store.task_done(variants_dir, t.symbol, t.family, t.task_key)]
     log(f"{len(plan.variants)} variants per symbol in {len(plan.chunks)} chunks x {len(inputs)} symbol(s) = "
         f"{len(plan.tasks)} tasks; {len(todo)} to compute, {len(plan.tasks) - len(todo)} already in the store")
 
@@ -478,7 +480,7 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
                 run_pool(todo, workers, params.build.batch_size, params.build.start_method,
                          params.build.task_timeout_s, progress)
         pool_seconds = time.perf_counter() - pool_started
-        matrices = {symbol: variant_matrix(root, plan, symbol) for symbol in inputs}
+        matrices = {symbol: variant_matrix(variants_dir, plan, symbol) for symbol in inputs}
         per_symbol = score_symbols(matrices, inputs, params)
         scores = mean_scores(per_symbol)
         kept = select(matrices, inputs, plan, scores, params)

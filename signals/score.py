@@ -431,6 +431,7 @@ def select_variants(
     if not 0 <= start < stop <= features.shape[0]:
         raise ValueError(f"need 0 <= start < stop <= {features.shape[0]}, got start={start} stop={stop}")
     train = np.asarray(features[start:stop], dtype=np.float64)
+    complete, unit = _unit_columns(train)
     # Stable sort on -score: deterministic, lower index wins ties.
     order = np.argsort(-sel, kind="stable")
     kept: list[int] = []
@@ -441,8 +442,28 @@ def select_variants(
         fam = families[j]
         if per_family.get(fam, 0) >= keep_per_family:
             continue
-        if kept and np.any(_abs_corr_with_kept(train[:, j], train[:, kept]) > max_correlation):
+        if kept and _max_abs_corr(train, complete, unit, j, kept) > max_correlation:
             continue
         kept.append(int(j))
         per_family[fam] = per_family.get(fam, 0) + 1
     return kept
+
+
+def _unit_columns(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(columns with no NaN, those columns centred and scaled to unit norm; constant ones all zero).
+
+    For such columns Pearson correlation is a dot product, so each candidate costs one small
+    mat-vec instead of a pass of pairwise-NaN bookkeeping over every kept column.
+    """
+    complete = np.isfinite(train).all(axis=0)
+    centred = np.where(complete, train - np.where(complete, train, 0.0).mean(axis=0), 0.0)
+    norms = np.sqrt((centred * centred).sum(axis=0))
+    unit = np.where(norms > 0, centred / np.where(norms > 0, norms, 1.0), 0.0)
+    return complete, unit
+
+
+def _max_abs_corr(train: np.ndarray, complete: np.ndarray, unit: np.ndarray, j: int, kept: list[int]) -> float:
+    kept_arr = np.asarray(kept)
+    if complete[j] and complete[kept_arr].all():
+        return float(np.max(np.abs(unit[:, kept_arr].T @ unit[:, j])))
+    return float(np.max(_abs_corr_with_kept(train[:, j], train[:, kept_arr])))

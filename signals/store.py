@@ -9,6 +9,7 @@ Layout under the store root (`build.out`, default data/signals/):
     <SYMBOL>/ohlcv.npy            float64 (5, n_bars): inputs the pool workers memory-map
     variants/<SYMBOL>/<family>/<task_key>.npy    float32 (n_bars, n_chunk): one task's raw variants
     variants/<SYMBOL>/<family>/<task_key>.json   that task's parameters (written after the array)
+                                  (variants/ may live elsewhere: build.variants_dir, shared by stores)
     variant_scores.csv, top_signals.csv          every variant's scores; the kept ones, best first
 
 Every write goes to a temporary file in the same directory and is renamed into place, so a crash
@@ -99,27 +100,27 @@ def sha256_json(obj: Any) -> str:
 
 # ---------------------------------------------------------------- task outputs (written by pool workers)
 
-def variant_paths(root: Path, symbol: str, family: str, task_key: str) -> tuple[Path, Path]:
+def variant_paths(variants_dir: Path, symbol: str, family: str, task_key: str) -> tuple[Path, Path]:
     """(array path, metadata path) of one task's output."""
-    folder = root / "variants" / symbol / family
+    folder = Path(variants_dir) / symbol / family
     return folder / f"{task_key}.npy", folder / f"{task_key}.json"
 
 
-def task_done(root: Path, symbol: str, family: str, task_key: str) -> bool:
+def task_done(variants_dir: Path, symbol: str, family: str, task_key: str) -> bool:
     """A task is done when its metadata exists: it is written only after the array is in place."""
-    array_path, meta_path = variant_paths(root, symbol, family, task_key)
+    array_path, meta_path = variant_paths(variants_dir, symbol, family, task_key)
     return meta_path.exists() and array_path.exists()
 
 
-def write_task_output(root: Path, symbol: str, family: str, task_key: str, values: np.ndarray,
+def write_task_output(variants_dir: Path, symbol: str, family: str, task_key: str, values: np.ndarray,
                       meta: Mapping[str, Any]) -> None:
-    array_path, meta_path = variant_paths(root, symbol, family, task_key)
+    array_path, meta_path = variant_paths(variants_dir, symbol, family, task_key)
     save_array(array_path, np.ascontiguousarray(values, dtype=np.float32))
     save_json(meta_path, dict(meta))
 
 
-def read_task_output(root: Path, symbol: str, family: str, task_key: str) -> np.ndarray:
-    array_path, _ = variant_paths(root, symbol, family, task_key)
+def read_task_output(variants_dir: Path, symbol: str, family: str, task_key: str) -> np.ndarray:
+    array_path, _ = variant_paths(variants_dir, symbol, family, task_key)
     return np.load(array_path, mmap_mode="r")
 
 

@@ -34,6 +34,7 @@ class Task:
     """One unit of pool work: a chunk of one family's parameter grid on one symbol."""
 
     root: str
+    variants_dir: str
     symbol: str
     family: str
     task_key: str
@@ -54,7 +55,7 @@ def run_task(task: Task) -> dict[str, Any]:
     ohlcv = np.load(root / task.symbol / "ohlcv.npy", mmap_mode="r")
     bars = Ohlcv(*(np.ascontiguousarray(row) for row in ohlcv))
     values = compute_variants(CATALOG[task.family], bars, list(task.params))
-    store.write_task_output(root, task.symbol, task.family, task.task_key, values,
+    store.write_task_output(Path(task.variants_dir), task.symbol, task.family, task.task_key, values,
                             {"family": task.family, "symbol": task.symbol, "params": list(task.params)})
     return {"task_key": task.task_key, "seconds": time.perf_counter() - started, "variants": values.shape[1],
             "pid": os.getpid()}

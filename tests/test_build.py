@@ -1,0 +1,140 @@
+"""`python -m signals.build` end to end: store contents, cache, interruption, bad input, no leak."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import ROOT, run_module, synthetic_ohlcv
+from settings import load_params
+from signals import build, store
+
+
+def build_quiet(params_file: Path, *overrides: str, force: bool = False) -> store.Store:
+    params = load_params(params_file, overrides)
+    return build.build(params, force=force, log=lambda *_: None)
+
+
+def test_store_contents(market):
+    opened = build_quiet(market["params"])
+    manifest = opened.manifest
+    assert set(opened.symbols) == {"AAA", "BBB"}
+    assert manifest["variants_tried"] >= 30 and 0 < manifest["variants_selected"] <= manifest["variants_tried"]
+    assert manifest["build"]["variants_computed"] == 2 * manifest["variants_tried"]
+    for symbol in opened.symbols:
+        data = opened.symbol(symbol)
+        assert isinstance(data.features, np.memmap) and data.features.dtype == np.float32
+        assert data.features.shape == (1500, opened.n_features) and np.isfinite(data.features).all()
+        (a, b), (c, d), (e, f) = (data.splits[s] for s in store.SPLITS)
+        assert a == manifest["max_lookback"] and c - b == manifest["embargo"] and e - d == manifest["embargo"]
+        assert manifest["embargo"] >= manifest["max_lookback"] + manifest["horizon"]
+        assert manifest["symbols"][symbol]["sha256"] == store.sha256_file(Path(manifest["symbols"][symbol]["file"]))
+    kept = [f for f in manifest["features"]]
+    assert all(set(f) >= {"name", "family", "params", "scores"} for f in kept)
+    for csv in ("top_signals.csv", "variant_scores.csv", "params.toml", "build_info.json"):
+        assert (opened.root / csv).exists()
+    assert not list(opened.root.rglob(store.TMP_PREFIX + "*"))
+
+
+def test_unchanged_rerun_does_nothing_and_force_recomputes(market):
+    first = build_quiet(market["params"])
+    lines: list[str] = []
+    params = load_params(market["params"])
+    again = build.build(params, log=lines.append)
+    assert "up to date" in lines[0] and again.manifest == first.manifest
+    forced = build_quiet(market["params"], force=True)
+    assert forced.manifest["build"]["variants_computed"] == 2 * forced.manifest["variants_tried"]
+    assert forced.manifest["features"] == first.manifest["features"]
+
+
+def test_changed_parameter_reselects_without_recomputing_variants(market):
+    first = build_quiet(market["params"])
+    second = build_quiet(market["params"], "signals.max_correlation=0.3")
+    assert second.manifest["cache_key"] != first.manifest["cache_key"]
+    assert second.manifest["build"]["variants_computed"] == 0
+    assert second.manifest["variants_selected"] <= first.manifest["variants_selected"]
+
+
+def test_selection_never_reads_validation_or_test_bars(market, tmp_path):
+    """Rewriting every bar after the training split changes no selected feature and no score."""
+    first = build_quiet(market["params"])
+    stop = max(first.symbol(s).splits["train"][1] for s in first.symbols)
+    for path in market["paths"]:
+        frame = synthetic_ohlcv(1500, 1)
+        original = __import__("pandas").read_csv(path)
+        tail = frame.iloc[stop + 5:].copy()
+        tail[["Open", "High", "Low", "Close"]] *= 3.0  # a different future
+        original.iloc[stop + 5:, 1:] = tail.iloc[:, 1:].to_numpy()
+        original.to_csv(path, index=False)
+    second = build_quiet(market["params"])
+    assert second.manifest["cache_key"] != first.manifest["cache_key"]
+    assert [f["name"] for f in second.manifest["features"]] == [f["name"] for f in first.manifest["features"]]
+    assert [f["scores"] for f in second.manifest["features"]] == [f["scores"] for f in first.manifest["features"]]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.paths=['nowhere.csv']", "data.paths: nowhere.csv does not exist"),
+    ("signals.families.rsii={window=[3]}", "unknown family 'rsii' .did you mean 'rsi'"),
+    ("build.workrs=2", "unknown key 'build.workrs' .did you mean 'build.workers'"),
+    ("split.train=0.05", "train split has"),
+])
+def test_bad_input_is_a_clear_error_through_the_cli(market, override, message):
+    result = run_module("signals.build", "--params", str(market["params"]), "--set", override)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr or __import__("re").search(message, result.stderr), result.stderr
+    assert not (market["store"] / store.MANIFEST).exists()
+
+
+def test_bad_data_file_names_file_and_row(market):
+    path = Path(market["paths"][0])
+    lines = path.read_text().splitlines()
+    fields = lines[10].split(",")
+    fields[4] = "-1"  # a negative low
+    lines[10] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    result = run_module("signals.build", "--params", str(market["params"]))
+    assert result.returncode == 2
+    assert "AAA.csv" in result.stderr and "11" in result.stderr, result.stderr
+    assert not (market["store"] / store.MANIFEST).exists()
+
+
+@pytest.mark.slow
+def test_killed_worker_is_an_error_and_rerun_computes_only_the_missing(market):
+    """kill -9 on a pool worker mid-build: an error within seconds, then a rerun that finishes the rest."""
+    args = [sys.executable, "-m", "signals.build", "--params", str(market["params"]), "--batch-size", "2",
+            "--set", "signals.variants_per_task=1"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    variants = market["store"] / "variants"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(variants.rglob("*.json"))) < 5:
+        time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    victims = [w for w in workers if "forkserver" not in " ".join(w.cmdline())] or workers
+    assert victims, "no pool worker found"
+    os.kill(victims[-1].pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "worker process died" in stderr, stderr
+    assert time.monotonic() - killed_at < 30
+    assert not (market["store"] / store.MANIFEST).exists()
+    done_before = len(list(variants.rglob("*.json")))
+
+    result = run_module("signals.build", "--params", str(market["params"]), "--set", "signals.variants_per_task=1")
+    assert result.returncode == 0, result.stderr
+    opened = store.open_store(market["store"])
+    total = 2 * opened.manifest["variants_tried"]
+    assert opened.manifest["build"]["variants_computed"] == total - done_before
+    assert f"{done_before} already in the store" in result.stdout
+    assert not list(market["store"].rglob(store.TMP_PREFIX + "*"))
+    for meta in variants.rglob("*.json"):
+        json.loads(meta.read_text())
+        assert np.load(meta.with_suffix(".npy")).shape[0] == 1500

@@ -1,0 +1,187 @@
+"""Deterministic evaluation of a policy on one split, beside baselines on the same bars and costs.
+
+`python -m trader.evaluate RUN_DIR [--split test|validation]` re-runs a saved run's evaluation.
+
+The agent is run through the environment once (its positions depend on its own state); every
+strategy's positions, the agent's included, are then replayed by `envs.accounting.backtest`, the one
+place positions become equity, so all of them pay the same costs on the same bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from envs.accounting import backtest
+from trader.metrics import mean_metrics, performance
+
+COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
+
+
+# ---------------------------------------------------------------- positions of each strategy
+
+def policy_positions(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str,
+                     symbol: str) -> tuple[int, np.ndarray]:
+    """(first decision bar, positions) of a policy run over the whole split of one symbol."""
+    from envs.factory import env_kwargs
+    from envs.trading_env import TradingEnv
+
+    kwargs = env_kwargs(params.env, params.costs) | {"episode_length": None}
+    env = TradingEnv(store, split, symbols=[symbol], **kwargs)
+    obs, info = env.reset(seed=params.train.seed)
+    first_bar = int(info["bar"])
+    positions = []
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(predict(obs))
+        positions.append(float(info["position"]))
+        done = terminated or truncated
+    env.close()
+    return first_bar, np.asarray(positions)
+
+
+def model_predictor(model: Any) -> Callable[[np.ndarray], Any]:
+    return lambda obs: model.predict(obs, deterministic=True)[0]
+
+
+def random_positions(n: int, action_mode: str, seed: int) -> np.ndarray:
+    """A uniformly random action each bar, mapped to positions as the environment maps actions."""
+    rng = np.random.default_rng(seed)
+    if action_mode == "continuous":
+        return rng.uniform(-1.0, 1.0, size=n)
+    choices = np.array([0.0, 1.0]) if action_mode == "long_only" else np.array([-1.0, 0.0, 1.0])
+    return rng.choice(choices, size=n)
+
+
+def signal_positions(feature: np.ndarray, direction: float, action_mode: str) -> np.ndarray:
+    """Trade a feature's sign, in the direction its training-split IC says it predicts."""
+    positions = np.sign(feature.astype(np.float64)) * direction
+    return np.clip(positions, 0.0, 1.0) if action_mode == "long_only" else positions
+
+
+def best_signal(store: Any) -> tuple[int, str, float]:
+    """(column, name, direction) of the kept feature with the best training score (selection order)."""
+    feature = store.manifest["features"][0]
+    ic = feature["scores"].get("rank_ic") or 0.0
+    return 0, feature["name"], 1.0 if ic >= 0 else -1.0
+
+
+# ---------------------------------------------------------------- metrics
+
+def strategy_metrics(close: np.ndarray, first_bar: int, positions: np.ndarray, cost_bps: float,
+                     periods_per_year: float) -> tuple[dict[str, float], np.ndarray]:
+    result = backtest(close, positions, first_bar, cost_bps)
+    metrics = performance(result["net_returns"], result["positions"], result["costs"], periods_per_year)
+    return metrics, result["equity"]
+
+
+def evaluate_symbol(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str, symbol: str
+                    ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Agent and baselines on one symbol's split: metrics and equity curves."""
+    data = store.symbol(symbol)
+    close, ppy = np.asarray(data.close), data.periods_per_year
+    cost = params.costs.total_bps
+    first_bar, agent = policy_positions(predict, store, params, split, symbol)
+    n = len(agent)
+    column, _, direction = best_signal(store)
+    feature = np.asarray(data.features[first_bar:first_bar + n, column])
+    strategies = {
+        "buy_and_hold": np.ones(n),
+        "flat": np.zeros(n),
+        "best_signal": signal_positions(feature, direction, params.env.action_mode),
+    }
+    result: dict[str, Any] = {"bars": [first_bar, first_bar + n + 1]}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    times = np.asarray(data.timestamps[first_bar:first_bar + n + 1])
+    result["agent"], equity = strategy_metrics(close, first_bar, agent, cost, ppy)
+    curves["agent"] = (times, equity)
+    result["agent_costs"] = {k: strategy_metrics(close, first_bar, agent, cost * m, ppy)[0]
+                             for k, m in COST_MULTIPLIERS.items()}
+    result["baselines"] = {}
+    for name, positions in strategies.items():
+        result["baselines"][name], equity = strategy_metrics(close, first_bar, positions, cost, ppy)
+        curves[name] = (times, equity)
+    seeds = range(params.train.seed, params.train.seed + params.train.random_baseline_seeds)
+    result["baselines"]["random"] = mean_metrics([
+        strategy_metrics(close, first_bar, random_positions(n, params.env.action_mode, s), cost, ppy)[0]
+        for s in seeds])
+    return result, curves
+
+
+def evaluate_policy(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """{agent, agent_costs, baselines} averaged over symbols, plus per-symbol results and curves."""
+    per_symbol, curves = {}, {}
+    for symbol in store.symbols:
+        per_symbol[symbol], curves[symbol] = evaluate_symbol(predict, store, params, split, symbol)
+    symbols = list(per_symbol.values())
+    summary = {
+        "agent": mean_metrics([s["agent"] for s in symbols]),
+        "agent_costs": {k: mean_metrics([s["agent_costs"][k] for s in symbols]) for k in COST_MULTIPLIERS},
+        "baselines": {b: mean_metrics([s["baselines"][b] for s in symbols]) for b in symbols[0]["baselines"]},
+        "per_symbol": per_symbol,
+    }
+    return summary, curves
+
+
+def validation_score(model: Any, store: Any, params: Any) -> float:
+    """The agent's annualised Sharpe on the validation split, net of costs, averaged over symbols."""
+    summary, _ = evaluate_policy(model_predictor(model), store, params, "validation")
+    return float(summary["agent"]["sharpe"])
+
+
+# ---------------------------------------------------------------- a saved run
+
+def load_run_model(run_dir: Path, device: str = "cpu") -> tuple[Any, str]:
+    """The best validation model when there is one, else the final model."""
+    from stable_baselines3 import PPO
+
+    for name in ("best_model.zip", "model.zip"):
+        if (run_dir / name).exists():
+            return PPO.load(run_dir / name, device=device), name
+    raise FileNotFoundError(f"{run_dir} has neither best_model.zip nor model.zip; did the run finish?")
+
+
+def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") -> tuple[dict[str, Any], Any]:
+    """The report of a run's model on `split`: what report.json holds."""
+    model, name = load_run_model(run_dir)
+    summary, curves = evaluate_policy(model_predictor(model), store, params, split)
+    report = {
+        "model": name,
+        "split": split,
+        "symbols": list(store.symbols),
+        "costs_bps": params.costs.total_bps,
+        "store_manifest_sha256": store.manifest_hash,
+        "best_signal": best_signal(store)[1],
+        split: summary,
+    }
+    return report, curves
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from settings import ConfigError, load_params
+    from signals.store import StoreError, open_store
+    from trader.report import write_report
+
+    parser = argparse.ArgumentParser(prog="python -m trader.evaluate", description="Re-run a saved run's evaluation.")
+    parser.add_argument("run_dir", help="a run directory written by python -m trader.train")
+    parser.add_argument("--split", choices=("test", "validation"), default="test")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    try:
+        params = load_params(run_dir / "params.toml")
+        store = open_store(params.build.out)
+        write_report(run_dir, store, params, split=args.split,
+                     name="report.json" if args.split == "test" else f"report_{args.split}.json")
+    except (ConfigError, StoreError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The out-of-sample report: report.json, equity.png and the table printed at the end of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from signals.store import save_json
+
+TABLE_COLUMNS = (("total_return", "total", "{:+.2%}"), ("annualised_return", "annual", "{:+.2%}"),
+                 ("sharpe", "sharpe", "{:+.2f}"), ("sortino", "sortino", "{:+.2f}"),
+                 ("max_drawdown", "max dd", "{:.2%}"), ("trades", "trades", "{:.0f}"),
+                 ("turnover", "turnover", "{:.3f}"), ("hit_rate", "hit", "{:.1%}"), ("costs_paid", "costs", "{:.4f}"))
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """One line per strategy, the metrics as columns."""
+    width = max(len(name) for name in rows) + 2
+    header = f"{'':<{width}}" + "".join(f"{title:>10}" for _, title, _ in TABLE_COLUMNS)
+    lines = [header]
+    for name, metrics in rows.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{fmt.format(metrics[key]):>10}" for key, _, fmt in TABLE_COLUMNS))
+    return "\n".join(lines)
+
+
+def table_rows(split_report: Mapping[str, Any]) -> dict[str, Mapping[str, float]]:
+    rows: dict[str, Mapping[str, float]] = {"agent": split_report["agent"]}
+    rows.update({f"{name} (baseline)": m for name, m in split_report["baselines"].items()})
+    rows.update({f"agent at {k} costs": m for k, m in split_report["agent_costs"].items() if k != "1x"})
+    return rows
+
+
+def plot_equity(path: Path, curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], title: str) -> None:
+    """Per symbol: equity of every strategy over the split, and the agent's drawdown beneath.
+
+    curves: {symbol: {strategy: (timestamps_ns, equity)}}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trader.metrics import drawdown_series
+
+    symbols = list(curves)
+    fig, axes = plt.subplots(2, len(symbols), figsize=(7 * len(symbols), 6), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]}, sharex="col")
+    for col, symbol in enumerate(symbols):
+        top, bottom = axes[0, col], axes[1, col]
+        for name, (times, equity) in curves[symbol].items():
+            when = times.astype("datetime64[ns]")
+            top.plot(when, equity, label=name, linewidth=2.0 if name == "agent" else 1.0)
+            if name == "agent":
+                bottom.fill_between(when, drawdown_series(equity), 0.0, color="tab:red", alpha=0.4)
+        top.set_title(f"{symbol}: {title}")
+        top.set_ylabel("equity")
+        top.legend(fontsize=8)
+        top.grid(alpha=0.3)
+        bottom.set_ylabel("agent drawdown")
+        bottom.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(run_dir: Path, store: Any, params: Any, log: Any = print, split: str = "test",
+                 name: str = "report.json") -> dict[str, Any]:
+    """Evaluate the run's best model on `split`, write report.json and equity.png, print the table."""
+    from trader.evaluate import evaluate_run
+
+    report, curves = evaluate_run(run_dir, store, params, split)
+    save_json(run_dir / name, report)
+    plot_equity(run_dir / ("equity.png" if split == "test" else f"equity_{split}.png"), curves,
+                f"{split} split, {report['model']}")
+    log(f"\n{split} split ({', '.join(report['symbols'])}; metrics averaged over symbols; "
+        f"costs {params.costs.total_bps:g} bps per unit traded):")
+    log(format_table(table_rows(report[split])))
+    log(f"report: {run_dir / name}")
+    return report

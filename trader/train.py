@@ -1,0 +1,221 @@
+"""`python -m trader.train`: PPO on the signal store, with checkpoints, resume and an honest report.
+
+Reads top to bottom: arguments -> parameters -> signal store -> run directory -> environments
+-> model -> learning (Ctrl-C saves a checkpoint) -> out-of-sample report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from settings import ConfigError, Params, load_params, replace_path
+
+# ---------------------------------------------------------------- arguments and parameters
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trader.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", help="parameters file (default: ./parameters.toml)")
+    parser.add_argument("--data", nargs="+", metavar="PATH", help="market data files or folders (default: data.paths)")
+    parser.add_argument("--n-envs", type=int, help="parallel training environments (train.n_envs)")
+    parser.add_argument("--timesteps", type=int, help="total training steps (train.timesteps)")
+    parser.add_argument("--vec-env", choices=("subproc", "dummy", "batched"), help="vectorisation (train.vec_env)")
+    parser.add_argument("--seed", type=int, help="seed (train.seed)")
+    parser.add_argument("--run-dir", help="parent directory of run directories (train.run_dir)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="torch device (train.device)")
+    parser.add_argument("--no-build", action="store_true", help="a missing or stale signal store is an error")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one parameter (repeatable)")
+    return parser.parse_args(argv)
+
+
+def resolve_params(args: argparse.Namespace) -> Params:
+    """parameters.toml (or the resumed run's own), then --set, then the dedicated flags."""
+    params_file = args.params
+    if args.resume:
+        params_file = Path(args.resume) / "params.toml"
+        if not params_file.exists():
+            raise ConfigError(f"--resume {args.resume}: no params.toml there; is it a run directory?")
+    params = load_params(params_file, args.overrides)
+    flags: dict[str, Any] = {}
+    if args.data:
+        from signals.build import expand_data_paths
+
+        flags["data.paths"] = expand_data_paths(args.data)
+    for flag, key in (("n_envs", "train.n_envs"), ("timesteps", "train.timesteps"), ("vec_env", "train.vec_env"),
+                      ("seed", "train.seed"), ("run_dir", "train.run_dir"), ("device", "train.device")):
+        if getattr(args, flag) is not None:
+            flags[key] = getattr(args, flag)
+    return replace_path(params, flags) if flags else params
+
+
+# ---------------------------------------------------------------- the signal store
+
+def prepare_store(params: Params, no_build: bool, log: Any = print) -> Any:
+    """The store for these parameters: built (or brought up to date) through signals.build's cached path."""
+    from signals import build, store
+
+    if no_build:
+        return store.open_store(params.build.out, expected_key=build.store_cache_key(params))
+    return build.build(params, log=log)
+
+
+# ---------------------------------------------------------------- environments and model
+
+def learner_device(choice: str) -> str:
+    """`auto` means the CPU: stable-baselines3 advises it for MLP policies (the GPU only adds transfers)."""
+    if choice == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device = cuda, but torch sees no CUDA device")
+        return "cuda"
+    return "cpu"
+
+
+def make_training_env(params: Params, store_root: Path, n_envs: int, seed: int, vec_env: str) -> Any:
+    from envs.factory import env_kwargs, make_vec_env
+
+    return make_vec_env(store_root, "train", env_kwargs(params.env, params.costs), n_envs=n_envs, seed=seed,
+                        vec_env=vec_env, start_method=params.train.start_method,
+                        timeout_s=params.train.worker_timeout_s)
+
+
+def ppo_kwargs(params: Params) -> dict[str, Any]:
+    ppo = params.ppo
+    return dict(learning_rate=ppo.learning_rate, n_steps=ppo.n_steps, batch_size=ppo.batch_size,
+                n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda, clip_range=ppo.clip_range,
+                ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef, max_grad_norm=ppo.max_grad_norm,
+                policy_kwargs={"net_arch": list(ppo.net_arch)})
+
+
+def new_model(params: Params, env: Any, device: str) -> Any:
+    from stable_baselines3 import PPO
+
+    return PPO("MlpPolicy", env, seed=params.train.seed, device=device, verbose=0, **ppo_kwargs(params))
+
+
+def load_checkpoint(run_dir: Path, env: Any, device: str, log: Any) -> Any:
+    """The newest checkpoint that loads; a damaged one is reported and skipped."""
+    from stable_baselines3 import PPO
+
+    from trader.callbacks import latest_checkpoints
+
+    for path in latest_checkpoints(run_dir / "checkpoints"):
+        try:
+            model = PPO.load(path, env=env, device=device)
+        except Exception as exc:  # a truncated or corrupt zip: fall back to the one before
+            log(f"checkpoint {path.name} does not load ({exc}); trying the previous one")
+            continue
+        log(f"resuming from {path.name} at step {model.num_timesteps:,}")
+        return model
+    raise ConfigError(f"--resume {run_dir}: no loadable checkpoint in {run_dir / 'checkpoints'}")
+
+
+# ---------------------------------------------------------------- learning
+
+def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> dict[str, Any]:
+    """model.learn with checkpoints, validation and progress; Ctrl-C saves a checkpoint and re-raises."""
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.logger import configure
+
+    from trader.callbacks import CheckpointCallback, ProgressCallback, ValidationCallback
+    from trader.evaluate import validation_score
+
+    model.set_logger(configure(str(run_dir / "logs" / f"from_step_{model.num_timesteps}"), ["csv", "tensorboard"]))
+    checkpoints = CheckpointCallback(run_dir / "checkpoints", params.train.checkpoint_every)
+    validation = ValidationCallback(lambda m: validation_score(m, store, params), params.train.eval_every,
+                                    run_dir / "best_model.zip",
+                                    on_result=lambda step, s: log(f"  step {step:,}: validation Sharpe {s:.3f}"))
+    progress = ProgressCallback(params.train.timesteps)
+    remaining = params.train.timesteps - model.num_timesteps
+    try:
+        model.learn(total_timesteps=max(remaining, 0), reset_num_timesteps=False,
+                    callback=CallbackList([checkpoints, validation, progress]))
+    except KeyboardInterrupt:
+        path = checkpoints.save_now()
+        log(f"\ninterrupted: saved {path} at step {checkpoints.trained_steps:,}; "
+            f"continue with `python -m trader.train --resume {run_dir}`")
+        raise
+    from trader.callbacks import save_checkpoint, save_model_atomically
+
+    save_checkpoint(model, run_dir / "checkpoints", model.num_timesteps)
+    save_model_atomically(model, run_dir / "model.zip")
+    if validation.best_step < 0 or validation.history[-1][0] != model.num_timesteps:
+        validation.run()  # the final weights are a candidate for the best model too
+    return {"steps_per_second": progress.steps_per_second, "best_validation_sharpe": validation.best_score,
+            "best_step": validation.best_step, "validation_history": validation.history,
+            "num_timesteps": model.num_timesteps}
+
+
+# ---------------------------------------------------------------- the run
+
+def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build: bool = False,
+        log: Any = print) -> Path:
+    """Train (or resume) one run and write its report; returns the run directory."""
+    import torch
+
+    from signals.build import TreeMemory
+    from trader.report import write_report
+    from trader.runinfo import new_run_dir, update_run_record, write_run_record
+
+    started = time.perf_counter()
+    torch.set_num_threads(params.train.torch_threads)
+    store = prepare_store(params, no_build, log)
+    run_dir = Path(resume) if resume else new_run_dir(params.train.run_dir, params.train.seed)
+    if not resume:
+        write_run_record(run_dir, params, [sys.executable, "-m", "trader.train", *argv], store)
+    cores = os.cpu_count() or 1
+    log(f"run directory: {run_dir}")
+    log(f"{params.train.n_envs} {params.train.vec_env} environment(s) on {cores} core(s); learner: "
+        f"{params.train.torch_threads} torch thread(s), device {learner_device(params.train.device)}")
+    if params.train.vec_env == "subproc" and params.train.n_envs > cores:
+        log(f"note: {params.train.n_envs} env workers share {cores} cores; each is capped at one thread, "
+            f"so this works, only not faster than {cores} workers would")
+
+    with TreeMemory() as memory:
+        env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
+        try:
+            device = learner_device(params.train.device)
+            model = load_checkpoint(run_dir, env, device, log) if resume else new_model(params, env, device)
+            stats = learn(model, params, run_dir, store, log)
+        finally:
+            env.close()
+    report = write_report(run_dir, store, params, log=log)
+    update_run_record(run_dir, {
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.perf_counter() - started, 2),
+        "steps_per_second": round(stats["steps_per_second"], 1), "num_timesteps": stats["num_timesteps"],
+        "best_validation_sharpe": stats["best_validation_sharpe"], "best_step": stats["best_step"],
+        "peak_memory_mib": round(memory.peak_bytes / 2**20, 1), "test_sharpe": report["test"]["agent"]["sharpe"],
+    })
+    return run_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from signals.build import BuildError
+    from signals.store import StoreError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        params = resolve_params(args)
+        run(params, argv, resume=args.resume, no_build=args.no_build)
+    except (ConfigError, BuildError, StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:  # envs.subproc.EnvWorkerError and the like: say it plainly
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
