@@ -156,8 +156,15 @@ def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> di
 
 # ---------------------------------------------------------------- the run
 
+def log_line(message: str = "") -> None:
+    """print that does not tear the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stdout)
+
+
 def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build: bool = False,
-        log: Any = print) -> Path:
+        log: Any = log_line) -> Path:
     """Train (or resume) one run and write its report; returns the run directory."""
     import torch
 
@@ -165,8 +172,12 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
     from trader.report import write_report
     from trader.runinfo import new_run_dir, update_run_record, write_run_record
 
+    from envs.factory import preload_forkserver
+
     started = time.perf_counter()
     torch.set_num_threads(params.train.torch_threads)
+    # Before any pool starts (the build's included): env workers then fork with torch and SB3 loaded.
+    preload_forkserver()
     store = prepare_store(params, no_build, log)
     run_dir = Path(resume) if resume else new_run_dir(params.train.run_dir, params.train.seed)
     if not resume:

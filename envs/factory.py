@@ -1,0 +1,137 @@
+"""Build trading environments from the config tree: single ones for workers, vectorised ones for training.
+
+Only the store's path crosses to a SubprocVecEnv worker: `make_env_fn` returns a small picklable object
+(`EnvFactory`) and each worker opens the store itself, memory-mapping the same files, so the data is
+shared through the page cache instead of being copied into every process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from envs.subproc import WatchedSubprocVecEnv
+from envs.trading_env import TradingEnv
+from settings.schema import CostsConfig, EnvConfig
+
+VEC_ENVS = ("subproc", "dummy", "batched")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+"""Thread-pool sizes capped to 1 in env workers: N workers each starting a pool per core would oversubscribe."""
+
+
+def env_kwargs(env_cfg: EnvConfig, costs_cfg: CostsConfig) -> dict[str, Any]:
+    """TradingEnv keyword arguments from the [env] and [costs] sections."""
+    return {
+        "window": env_cfg.window,
+        "action_mode": env_cfg.action_mode,
+        "reward": env_cfg.reward,
+        "drawdown_penalty": env_cfg.drawdown_penalty,
+        "dsr_eta": env_cfg.dsr_eta,
+        "episode_length": env_cfg.episode_length,
+        "commission_bps": costs_cfg.commission_bps,
+        "half_spread_bps": costs_cfg.half_spread_bps,
+        "slippage_bps": costs_cfg.slippage_bps,
+    }
+
+
+def limit_threads() -> None:
+    """Cap this process's numeric thread pools to one thread (env workers; never the learner's process)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"  # read by libraries that start their pools later
+    torch = sys.modules.get("torch")
+    if torch is not None:  # already imported (SB3's worker imports it): cap its running pools too
+        torch.set_num_threads(1)
+
+
+@dataclass(frozen=True)
+class EnvFactory:
+    """Picklable `() -> TradingEnv`: holds the store's path and plain settings, never arrays."""
+
+    store_root: str
+    split: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    rank: int = 0
+    cap_threads: bool = False
+
+    def __call__(self) -> gym.Env:
+        if self.cap_threads:
+            limit_threads()  # before the env exists, so nothing it starts gets a full-size pool
+        env = TradingEnv(self.store_root, self.split, **dict(self.kwargs))
+        if self.seed is not None:
+            # SB3's convention: environment `rank` uses seed + rank (its first reset, its action space).
+            env.reset(seed=self.seed + self.rank)
+            env.action_space.seed(self.seed + self.rank)
+        return env
+
+
+def make_env_fn(store_root: str | Path, split: str, env_kwargs: Mapping[str, Any], seed: int | None, rank: int,
+                *, cap_threads: bool | None = None) -> Callable[[], gym.Env]:
+    """A picklable function building environment `rank` (seeded seed + rank).
+
+    `cap_threads` (default: only when called in a child process, e.g. a SubprocVecEnv worker) caps the
+    process's thread pools to one thread before the environment is built.
+    """
+    if cap_threads is None:
+        import multiprocessing
+
+        cap_threads = multiprocessing.parent_process() is not None
+    return EnvFactory(store_root=str(store_root), split=split, kwargs=dict(env_kwargs), seed=seed, rank=rank,
+                      cap_threads=cap_threads)
+
+
+FORKSERVER_PRELOAD = ("stable_baselines3.common.vec_env.subproc_vec_env", "envs.trading_env")
+"""Imported once by the fork server, so that workers share those modules' memory (torch's above all,
+which SB3's worker imports) copy-on-write instead of each importing them privately: about 10-20 MiB of
+private memory per worker instead of about 170 MiB."""
+
+
+def preload_forkserver() -> None:
+    """Add FORKSERVER_PRELOAD to the fork server's preload list (effective if it has not started yet)."""
+    import multiprocessing.forkserver as forkserver
+
+    # multiprocessing has no getter: read the current list so as to extend, not replace, another caller's.
+    current = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
+    forkserver.set_forkserver_preload(current + [m for m in FORKSERVER_PRELOAD if m not in current])
+
+
+def make_vec_env(store_root: str | Path, split: str, env_kwargs: Mapping[str, Any], n_envs: int, seed: int | None,
+                 vec_env: str = "subproc", start_method: str = "forkserver", timeout_s: float = 60.0) -> VecEnv:
+    """N environments as a VecEnv: "subproc" (one worker process each), "dummy" (in this process, one after
+    another) or "batched" (in this process, stepped together with array operations).
+
+    All three give the same episodes for the same seed: environment i is seeded seed + i at the first
+    `reset()`. The settings are checked here, in this process, so a bad value fails with its own message
+    rather than as a dead worker. "subproc" workers that die or stay silent for `timeout_s` seconds raise
+    `envs.subproc.EnvWorkerError` naming the worker. Wrap the result in `VecMonitor` for episode statistics.
+    """
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"train.vec_env must be one of {', '.join(VEC_ENVS)} (got {vec_env!r})")
+    if int(n_envs) != n_envs or n_envs < 1:
+        raise ValueError(f"train.n_envs must be an integer >= 1 (got {n_envs})")
+    store_root = str(store_root)
+    if vec_env == "batched":
+        from envs.batched import BatchedTradingVecEnv
+
+        venv: VecEnv = BatchedTradingVecEnv(store_root, split, int(n_envs), **dict(env_kwargs))
+    else:
+        TradingEnv(store_root, split, **dict(env_kwargs)).close()  # fail here, with the setting's name
+        fns = [make_env_fn(store_root, split, env_kwargs, seed, rank, cap_threads=vec_env == "subproc")
+               for rank in range(int(n_envs))]
+        if vec_env == "subproc":
+            if start_method == "forkserver":
+                preload_forkserver()
+            venv = WatchedSubprocVecEnv(fns, start_method=start_method, timeout_s=timeout_s)
+        else:
+            venv = DummyVecEnv(fns)
+    if seed is not None:
+        venv.seed(seed)
+    return venv
