@@ -59,8 +59,10 @@ def kernel_pairs(b: dict[str, np.ndarray]) -> list[tuple[str, object, object]]:
         ("ROC", lambda: k.roc_nb(c, 10), lambda: talib.ROC(c, 10)),
         ("MOM", lambda: k.mom_nb(c, 10), lambda: talib.MOM(c, 10)),
         ("TRIX", lambda: k.trix_nb(c, 15), lambda: talib.TRIX(c, 15)),
-        ("ADX/DMI", lambda: k.dmi_nb(h, lo, c, w), lambda: talib.ADX(h, lo, c, w)),
-        ("AROON", lambda: k.aroon_nb(h, lo, w), lambda: talib.AROON(h, lo, w)),
+        # dmi_nb returns +DI, -DI and ADX together; aroon_nb returns down, up and the oscillator.
+        ("ADX+DI", lambda: k.dmi_nb(h, lo, c, w),
+         lambda: (talib.ADX(h, lo, c, w), talib.PLUS_DI(h, lo, c, w), talib.MINUS_DI(h, lo, c, w))),
+        ("AROON+OSC", lambda: k.aroon_nb(h, lo, w), lambda: (talib.AROON(h, lo, w), talib.AROONOSC(h, lo, w))),
         ("ATR", lambda: k.atr_nb(h, lo, c, w), lambda: talib.ATR(h, lo, c, w)),
         ("NATR", lambda: k.natr_nb(h, lo, c, w), lambda: talib.NATR(h, lo, c, w)),
         ("BBANDS", lambda: k.bollinger_nb(c, 20, 2.0, 2.0), lambda: talib.BBANDS(c, 20, 2.0, 2.0)),
