@@ -102,8 +102,14 @@ def test_sigint_then_resume_reaches_the_same_step_count(tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list((tmp_path / "runs").glob("*/checkpoints/step_*.zip")):
         time.sleep(0.2)
+    import psutil
+
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2  # the env workers (and the forkserver)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"child processes left behind: {alive}"
     assert proc.returncode == 130, stderr[-3000:]
     assert "interrupted: saved" in stdout
     run = only_run(tmp_path)
@@ -113,9 +119,6 @@ def test_sigint_then_resume_reaches_the_same_step_count(tmp_path):
 
     saved = PPO.load(latest_checkpoints(run / "checkpoints")[0])
     assert 0 < saved.num_timesteps < 4096
-    import psutil
-
-    assert not psutil.Process().children(recursive=True)
     result = run_module("trader.train", "--resume", str(run))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run / "run.json").read_text())["num_timesteps"] == 4096
