@@ -247,6 +247,6 @@ def write_synthetic_store(root: str | Path, symbols: Mapping[str, tuple[np.ndarr
         "cache_key": cache_key,
         "symbols": {s: {"splits": {k: list(v) for k, v in splits[s].items()}, "n_bars": len(symbols[s][1])}
                     for s in symbols},
-        "features": [{"name": n, "family": n.split("(")[0], "params": {}} for n in feature_names],
+        "features": [{"name": n, "family": n.split("(")[0], "params": {}, "scores": {}} for n in feature_names],
     })
     return open_store(root)

@@ -10,8 +10,11 @@ Training uses the train split only; nothing in a study opens the test split. Sig
 the training split by `signals.build`.
 
 Fast and full mode. `--fast` uses the signal store at `build.out` as it is (a missing or stale store is
-an error telling you to run `python -m signals.build`; it never rebuilds or reselects signals) and cuts
-N_ENVS, PPO epochs and timesteps to `[tune.fast]` (each cut is a minimum: a cut never raises a budget).
+an error telling you to run `python -m signals.build`; it never rebuilds or reselects signals), cuts
+N_ENVS, PPO epochs and timesteps to `[tune.fast]` (each cut is a minimum: a cut never raises a budget)
+and steps its few environments in-process (batched: the same episodes, no pipe traffic). A sampled
+`ppo.n_epochs` above the cut is trained with the cut, but best_params.toml keeps the sampled value, as it
+keeps the base N_ENVS and timesteps: the fast budget is for ranking trials, not for the final run.
 Full mode also searches the signal selection (`signals.keep_per_family`, `signals.max_correlation`,
 `signals.horizon`): each trial builds its own store under `<tune.out>/stores/<cache key[:12]>`, sharing
 the raw variants of the base store (`<build.out>/variants`), so only scoring and selection rerun.
@@ -32,7 +35,8 @@ heartbeats here, so only trials whose worker stopped beating are failed, and reo
 
 Outputs under `<tune.out>/<study name>/`: params.toml and run.json (the invocation's resolved
 parameters, command, versions, store manifest hash), best_params.toml (the full parameter tree with the
-best trial's values; `python -m trader.train --params best_params.toml` trains with it as is),
+best trial's values, and in full mode `build.out` at that trial's store; `python -m trader.train --params
+best_params.toml` trains with it as is),
 trials.csv, history.png, importances.png, and trials/<number>/ with each trial's params.toml and
 result.json (model files only with `--keep-checkpoints`).
 """
@@ -134,13 +138,19 @@ def sample_params(trial: "optuna.Trial", space: TuneConfig, full: bool) -> dict[
 
 
 def trial_budget(params: Params, fast: bool) -> dict[str, Any]:
-    """What a trial trains for: full mode `tune.timesteps`; fast mode also cuts N_ENVS and epochs."""
+    """What a trial trains for: full mode `tune.timesteps`; fast mode cuts N_ENVS, epochs and timesteps.
+
+    Fast mode also steps its few environments in this process (`tune.fast.vec_env`, default batched):
+    every vectorisation gives the same episodes, and with two or so environments worker processes
+    cost more in pipe traffic than they save.
+    """
     if not fast:
         return {"train.timesteps": params.tune.timesteps}
     cut = params.tune.fast
     return {"train.timesteps": min(params.tune.timesteps, cut.timesteps),
             "train.n_envs": min(params.train.n_envs, cut.n_envs),
-            "ppo.n_epochs": min(params.ppo.n_epochs, cut.n_epochs)}
+            "ppo.n_epochs": min(params.ppo.n_epochs, cut.n_epochs),
+            "train.vec_env": cut.vec_env}
 
 
 def trial_params(base: Params, overrides: dict[str, Any], fast: bool) -> Params:
@@ -179,6 +189,9 @@ def open_storage(spec: str) -> "optuna.storages.BaseStorage":
                                               engine_kwargs={"pool_pre_ping": True})
     except ImportError as exc:  # e.g. no psycopg2 for postgresql://
         raise ConfigError(f"tune.storage = {masked(spec)}: {exc}") from None
+    except Exception as exc:  # sqlalchemy: server down, bad credentials, unknown database
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"tune.storage = {masked(spec)}: cannot open it ({message})") from None
 
 
 def rdb_url(url: str) -> str:
@@ -271,7 +284,11 @@ def fail_stale_trials(study: "optuna.Study", only_workers: set[str] | None = Non
     if only_workers is not None:
         running = [t for t in running if t.user_attrs.get("worker") in only_workers]
     if is_heartbeat_enabled(study._storage) and only_workers is None:
-        optuna.storages.fail_stale_trials(study)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(t.number for t in running if t.number not in still)
     failed = []
@@ -386,6 +403,10 @@ def train_and_score(trial: "optuna.Trial", params: Params, store: Any, trial_dir
             for seed, model in zip(seeds, models):
                 save_model_atomically(model, trial_dir / f"model_seed{seed}.zip")
     return value
+
+
+class WorkerError(RuntimeError):
+    """A tuning worker process stopped with an error (not a trial: those fail alone)."""
 
 
 class Objective:
@@ -511,7 +532,8 @@ def run_worker(spec: WorkerSpec, log: Log = print_flush) -> None:
 
     torch.set_num_threads(spec.params.train.torch_threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(open_storage(spec.storage), spec.params, sampler=make_sampler(spec.sampler_seed))
+    study = optuna.load_study(study_name=spec.params.tune.study_name, storage=open_storage(spec.storage),
+                              sampler=make_sampler(spec.sampler_seed), pruner=make_pruner(spec.params.tune))
     objective = Objective(spec.params, spec.fast, Path(spec.out_dir), spec.keep_checkpoints)
     study.optimize(objective, n_trials=spec.n_trials, timeout=spec.timeout, catch=(Exception,),
                    callbacks=[progress_callback(log)], gc_after_trial=True)
@@ -586,6 +608,7 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
     specs = [WorkerSpec(params=params, fast=fast, storage=spec, out_dir=str(out_dir), n_trials=n, timeout=timeout,
                         keep_checkpoints=keep_checkpoints, sampler_seed=sampler_seed(params, i, trials_before))
              for i, n in enumerate(quotas)]
+    dead: set[str] = set()
     if len(specs) == 1:
         run_worker(specs[0], log)  # in this process: no start-up cost, and Ctrl-C behaves as usual
     else:
@@ -599,7 +622,11 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
     study = optuna.load_study(study_name=params.tune.study_name, storage=open_storage(spec))
     summary = summarize(study, params, out_dir, log)
     _update_run_record(out_dir, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                 "wall_seconds": round(time.perf_counter() - started, 2), **summary})
+                                 "wall_seconds": round(time.perf_counter() - started, 2),
+                                 "failed_workers": sorted(dead), **summary})
+    if dead:
+        raise WorkerError(f"{len(dead)} of {len(specs)} worker process(es) stopped with an error (see above); "
+                          f"the trials they finished are in the study, run the same command to add the rest")
     return out_dir
 
 
@@ -772,6 +799,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StoreError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WorkerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished trials are in the study; run the same command to continue it", file=sys.stderr)
         return 130
