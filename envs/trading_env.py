@@ -1,0 +1,470 @@
+"""A Gymnasium environment that trades one symbol of the signal store, bar by bar.
+
+The store's arrays stay memory-mapped: an environment holds views on them (never copies), so any number
+of environments in any number of processes share one copy of the data in the page cache. Everything that
+does not change within an episode is prepared at construction or reset; `step` only slices and does
+arithmetic. `TradingSetup` (validation, spaces, per-symbol views) and `draw_episode` (the reset's random
+draws) are shared with `envs.batched`, which must reproduce this environment exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs import accounting
+from signals.store import SPLITS, Store, open_store
+
+ACTION_MODES = ("discrete", "long_only", "continuous")
+REWARDS = ("log_return", "differential_sharpe")
+ACTION_POSITIONS: Mapping[str, tuple[float, ...]] = {"discrete": (-1.0, 0.0, 1.0), "long_only": (0.0, 1.0)}
+"""Position of each discrete action: discrete 0/1/2 = short/flat/long; long_only 0/1 = flat/long."""
+
+DEFAULT_FEATURE_BOUND = 5.0
+"""|feature| bound assumed when the store's manifest has no `feature_bound`."""
+TIME_SCALE = 32.0
+"""Time-in-position feature = bars / (bars + TIME_SCALE): 0 at a change, 0.5 after 32 bars, -> 1."""
+UNREALISED_SCALE = 0.05
+"""Unrealised-return feature = u / (UNREALISED_SCALE + |u|): 0.5 at +5 %, -0.5 at -5 %, within (-1, 1)."""
+DSR_MIN_VARIANCE = 1e-12
+"""Below this variance of the moving moments the differential Sharpe ratio is 0 (it is undefined at 0)."""
+N_STATE = 3
+"""Agent-state values appended to the features: position, time in position, unrealised return."""
+BLOCK = 64
+"""Observation windows a TradingEnv copies from the memmap at a time (64 x (window x features + 3) float32)."""
+
+
+# ---------------------------------------------------------------- setup shared with the batched env
+
+@dataclass(frozen=True)
+class SymbolLayout:
+    """One symbol's views on the store and the bars an episode may use.
+
+    `windows[t - window + 1]` is the flattened observation window ending at bar t (a strided view on the
+    memory-mapped features: rows t - window + 1 .. t). `first_bar` is the first decision bar of the split
+    (start + window - 1); `last_bar` (stop - 1) is the last bar of the split: it is observed, never traded
+    from, since trading from it would earn the return to a bar outside the split.
+    """
+
+    name: str
+    windows: np.ndarray
+    close: np.ndarray
+    first_bar: int
+    last_bar: int
+
+    @property
+    def n_steps(self) -> int:
+        """Steps of an episode that runs the whole split."""
+        return self.last_bar - self.first_bar
+
+
+def _split_hint(split: str) -> str:
+    """The settings that size a split, for error messages."""
+    if split == "test":
+        return "split.train and split.validation (the test split gets the bars they leave)"
+    return f"split.{split} (or split.{split}_end)"
+
+
+def _window_view(features: np.ndarray, window: int) -> np.ndarray:
+    """(n_bars - window + 1, window * n_features) read-only strided view: row i = rows i .. i+window-1 flattened."""
+    n_bars, n_features = features.shape
+    row = features.strides[0]
+    return np.lib.stride_tricks.as_strided(features, shape=(n_bars - window + 1, window * n_features),
+                                           strides=(row, features.strides[1]), writeable=False)
+
+
+def _check_settings(split: str, window: int, action_mode: str, reward: str, drawdown_penalty: float,
+                    dsr_eta: float, episode_length: int | None, rate: float) -> None:
+    """ValueError naming the setting to change, for values no store could make right."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    if int(window) != window or window < 1:
+        raise ValueError(f"env.window must be an integer >= 1 (got {window})")
+    if action_mode not in ACTION_MODES:
+        raise ValueError(f"env.action_mode must be one of {', '.join(ACTION_MODES)} (got {action_mode!r})")
+    if reward not in REWARDS:
+        raise ValueError(f"env.reward must be one of {', '.join(REWARDS)} (got {reward!r})")
+    if not drawdown_penalty >= 0:
+        raise ValueError(f"env.drawdown_penalty must be >= 0 (got {drawdown_penalty})")
+    if not 0 < dsr_eta < 1:
+        raise ValueError(f"env.dsr_eta must be in (0, 1) (got {dsr_eta})")
+    if episode_length is not None and (int(episode_length) != episode_length or episode_length < 1):
+        raise ValueError(f"env.episode_length must be an integer >= 1 or None (got {episode_length})")
+    if not 0 <= rate < 0.5:
+        # A full reversal (|change| = 2) must leave some equity: 2 * rate < 1.
+        raise ValueError(f"costs.commission_bps + costs.half_spread_bps + costs.slippage_bps must be in "
+                         f"[0, 5000) basis points (got {rate / accounting.BPS:g})")
+
+
+def _layout(store: Store, name: str, split: str, window: int, episode_length: int | None) -> SymbolLayout:
+    """Views for one symbol, after checking that its split holds the window and one episode."""
+    data = store.symbol(name)
+    start, stop = data.split(split)
+    n_bars = stop - start
+    if window > n_bars - 1:
+        raise ValueError(
+            f"env.window = {window} does not fit the {split!r} split of {name} ({n_bars} bars; an observation "
+            f"needs window bars and a step one bar more): lower env.window or give the split more bars via "
+            f"{_split_hint(split)}")
+    steps = n_bars - window
+    if episode_length is not None and episode_length > steps:
+        raise ValueError(
+            f"the {split!r} split of {name} has {n_bars} bars, room for {steps} steps after the first window "
+            f"of env.window = {window}: fewer than env.episode_length = {episode_length}; lower "
+            f"env.episode_length (or env.window) or give the split more bars via {_split_hint(split)}")
+    # Plain ndarray views of the memmaps: same pages, but no np.memmap subclass overhead on every slice.
+    features = data.features.view(np.ndarray)
+    return SymbolLayout(name=name, windows=_window_view(features, window), close=data.close.view(np.ndarray),
+                        first_bar=start + window - 1, last_bar=stop - 1)
+
+
+@dataclass(frozen=True)
+class TradingSetup:
+    """Everything about an environment that is fixed at construction; shared by the single and batched envs."""
+
+    store: Store
+    split: str
+    layouts: tuple[SymbolLayout, ...]
+    window: int
+    n_features: int
+    action_mode: str
+    reward: str
+    drawdown_penalty: float
+    dsr_eta: float
+    episode_length: int | None
+    cost_rate: float
+    feature_bound: float
+
+    @classmethod
+    def create(cls, store: str | Path | Store, split: str = "train", *, symbols: Sequence[str] | None = None,
+               window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
+               drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
+               commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
+               expected_key: str | None = None) -> TradingSetup:
+        """Open (or take) the store, check every setting, build the per-symbol views."""
+        for key, value in (("commission_bps", commission_bps), ("half_spread_bps", half_spread_bps),
+                           ("slippage_bps", slippage_bps)):
+            if not value >= 0:
+                raise ValueError(f"costs.{key} must be >= 0 basis points (got {value})")
+        rate = accounting.cost_rate(commission_bps, half_spread_bps, slippage_bps)
+        _check_settings(split, window, action_mode, reward, drawdown_penalty, dsr_eta, episode_length, rate)
+        window = int(window)
+        episode_length = None if episode_length is None else int(episode_length)
+        if isinstance(store, Store):
+            # An open store is checked against the expected key the same way open_store checks a path.
+            opened = store if expected_key is None else open_store(store.root, expected_key)
+        else:
+            opened = open_store(store, expected_key)
+        names = tuple(opened.symbols if symbols is None else symbols)
+        if not names:
+            raise ValueError("symbols is empty: name at least one symbol of the store (or None for all)")
+        unknown = [s for s in names if s not in opened.symbols]
+        if unknown:
+            raise ValueError(f"symbols {unknown} are not in the store {opened.root} "
+                             f"(it has {', '.join(opened.symbols)})")
+        layouts = tuple(_layout(opened, s, split, window, episode_length) for s in names)
+        return cls(store=opened, split=split, layouts=layouts, window=window, n_features=opened.n_features,
+                   action_mode=action_mode, reward=reward, drawdown_penalty=float(drawdown_penalty),
+                   dsr_eta=float(dsr_eta), episode_length=episode_length, cost_rate=rate,
+                   feature_bound=float(opened.manifest.get("feature_bound", DEFAULT_FEATURE_BOUND)))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(layout.name for layout in self.layouts)
+
+    @property
+    def window_size(self) -> int:
+        """Feature values in an observation (window * n_features)."""
+        return self.window * self.n_features
+
+    def observation_space(self) -> spaces.Box:
+        """A new Box: the features within +-feature_bound, then position, time in position, unrealised return."""
+        size = self.window_size
+        low = np.concatenate([np.full(size, -self.feature_bound), [-1.0, 0.0, -1.0]]).astype(np.float32)
+        high = np.concatenate([np.full(size, self.feature_bound), [1.0, 1.0, 1.0]]).astype(np.float32)
+        return spaces.Box(low=low, high=high, dtype=np.float32)
+
+    def action_space(self) -> spaces.Space:
+        """A new action space (each env seeds its own)."""
+        if self.action_mode == "continuous":
+            return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
+        return spaces.Discrete(len(ACTION_POSITIONS[self.action_mode]))
+
+
+def draw_episode(rng: np.random.Generator, layouts: Sequence[SymbolLayout], episode_length: int | None,
+                 options: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
+    """(symbol index, first decision bar, bar where the episode ends) of a new episode.
+
+    Draws, in this order and only when needed: the symbol (uniform, when there are several and
+    options has no "symbol"), then the start (uniform over the starts whose episode fits in the split,
+    when episode_length is set and options has no "start"). Without episode_length the episode runs from
+    the first decision bar of the split (or options["start"]) to its last bar.
+    """
+    options = options or {}
+    if "symbol" in options:
+        names = [layout.name for layout in layouts]
+        if options["symbol"] not in names:
+            raise ValueError(f"options['symbol'] = {options['symbol']!r} is not one of this env's symbols {names}")
+        index = names.index(options["symbol"])
+    elif len(layouts) > 1:
+        index = int(rng.integers(len(layouts)))
+    else:
+        index = 0
+    layout = layouts[index]
+    length = layout.n_steps if episode_length is None else episode_length
+    if "start" in options:
+        start = int(options["start"])
+        latest = layout.last_bar - (1 if episode_length is None else length)
+        if not layout.first_bar <= start <= latest:
+            raise ValueError(f"options['start'] = {start} is outside [{layout.first_bar}, {latest}], the decision "
+                             f"bars of {layout.name} where an episode fits")
+    elif episode_length is None:
+        start = layout.first_bar
+    else:
+        start = int(rng.integers(layout.first_bar, layout.last_bar - length + 1))
+    end = layout.last_bar if episode_length is None else start + length
+    return index, start, end
+
+
+# ---------------------------------------------------------------- the environment
+
+class TradingEnv(gym.Env):
+    """Trade one symbol of the signal store: each step holds a position from one bar's close to the next.
+
+    ## Arguments
+
+    `store` is a store directory (opened with `signals.store.open_store(store, expected_key)`) or an open
+    `Store`; `split` is "train", "validation" or "test"; `symbols` limits the symbols (default: all; each
+    episode picks one uniformly with `self.np_random`). Costs are in basis points of traded notional.
+
+    ## Action Space
+
+    * `action_mode="discrete"` (default): `Discrete(3)`, 0 / 1 / 2 = short / flat / long (position -1 / 0 / +1).
+    * `"long_only"`: `Discrete(2)`, 0 / 1 = flat / long (position 0 / +1).
+    * `"continuous"`: `Box(-1, 1, (1,), float32)`, the target position (clipped to [-1, 1]).
+
+    The action chosen after observing bar t is executed at bar t's close and held until bar t+1's close:
+    the close it is paid at the end of the step (bar t+1) is outside every observation up to bar t.
+
+    ## Observation Space
+
+    A flat `Box` of `window * n_features + 3` float32 values with finite bounds:
+
+    * the features of bars t - window + 1 .. t, row by row (bounded by the store's `feature_bound`, default
+      +-5). Only bars inside the split are ever observed: the first decision bar is split start + window - 1.
+    * position held now, in [-1, 1];
+    * time in position: bars since the position last changed (bars flat count too) n, as n / (n + 32), in [0, 1);
+    * unrealised return of the open position, u = position * (close[t] / close at the last change - 1),
+      as u / (0.05 + |u|), in (-1, 1); 0 when flat.
+
+    ## Rewards
+
+    With `cost = (commission_bps + half_spread_bps + slippage_bps) / 1e4 * |new_pos - old_pos|` and
+    `equity[t+1] = equity[t] * (1 - cost) * (1 + new_pos * (close[t+1] / close[t] - 1))` (`envs.accounting`):
+
+    * `reward="log_return"` (default): `log(equity[t+1] / equity[t])`, net of costs; the rewards of an
+      episode sum to the log of its final equity.
+    * `reward="differential_sharpe"`: Moody & Saffell's differential Sharpe ratio of that log return R_t,
+      `D_t = (B ΔA - A ΔB / 2) / (B - A²)^(3/2)` with `ΔA = R_t - A`, `ΔB = R_t² - B`, using the moments A, B
+      before the update `A += dsr_eta * ΔA`, `B += dsr_eta * ΔB`; A = B = 0 at reset; D = 0 while
+      B - A² <= 1e-12.
+    * `drawdown_penalty > 0` subtracts `drawdown_penalty * max(0, dd[t+1] - dd[t])` from either, where
+      `dd = 1 - equity / running peak of equity` (the episode's peak, starting at 1).
+
+    ## Starting State
+
+    Flat, equity 1, no costs paid. With `episode_length` set, the first decision bar is drawn uniformly
+    (with `self.np_random`) among those whose episode fits inside the split; with `episode_length=None`
+    the episode starts at the split's first decision bar (evaluation). `reset(options={"symbol": name,
+    "start": bar})` may fix either.
+
+    ## Episode End
+
+    * Truncation: after `episode_length` steps, or, with `episode_length=None`, when the observation
+      reaches the split's last bar (its close has no next close inside the split to trade towards).
+    * Termination: only ruin, a step whose growth factor is <= 1e-12 (equity wiped out: a short through a
+      price that doubles within one bar, or a long through a price that falls to zero). Its reward is
+      floored at log(1e-12).
+
+    ## Info
+
+    `equity` (starting at 1), `position` (held now), `cost` (paid by this step, in units of the starting
+    equity) and `total_cost` (over the episode), `trades` (changes of position so far), `bar` (index in the
+    store of the bar the observation ends at), `symbol`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, store: str | Path | Store, split: str = "train", *, symbols: Sequence[str] | None = None,
+                 window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
+                 drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
+                 commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
+                 expected_key: str | None = None) -> None:
+        super().__init__()
+        self.setup = TradingSetup.create(
+            store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
+            drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
+            commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
+            expected_key=expected_key)
+        self.observation_space = self.setup.observation_space()
+        self.action_space = self.setup.action_space()
+        # Constants of step(), kept as attributes so step() does no lookups through the setup.
+        self._positions = ACTION_POSITIONS.get(action_mode)
+        self._rate = self.setup.cost_rate
+        self._dsr = reward == "differential_sharpe"
+        self._eta = self.setup.dsr_eta
+        self._penalty = self.setup.drawdown_penalty
+        self._k = self.setup.window_size
+        # Windows of the next BLOCK bars, copied from the memmap in one go: a step then copies one row
+        # (window + state) instead of allocating and filling an array from the memmap (about 1 us less).
+        self._block = np.zeros((BLOCK, self._k + N_STATE), dtype=np.float32)
+        self._block_bar = -BLOCK  # bar of the block's first row: none yet
+        self._first_row = self.setup.window - 1
+        self._t = self._end = 0  # no episode yet: step() before reset() raises
+        self._select(0)
+
+    # ------------------------------------------------------------ reset
+
+    def _select(self, index: int) -> None:
+        """Point the per-episode views at one symbol."""
+        layout = self.setup.layouts[index]
+        self._symbol = layout.name
+        self._windows = layout.windows
+        # A memoryview indexes to Python floats straight from the memmap, faster than ndarray indexing.
+        self._price = memoryview(layout.close)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode (see Starting State); options may hold "symbol" and/or "start"."""
+        super().reset(seed=seed)
+        index, start, end = draw_episode(self.np_random, self.setup.layouts, self.setup.episode_length, options)
+        self._select(index)
+        self._t, self._end = start, end
+        self._block_bar = -BLOCK  # the next observation refills the block from the new episode's start
+        self._position = 0.0
+        self._held = 0
+        self._entry = self._price[start]
+        self._equity = self._peak = 1.0
+        self._drawdown = self._total_cost = 0.0
+        self._trades = 0
+        self._dsr_a = self._dsr_b = 0.0
+        return self._observation(start, 0.0, 0, 0.0), self._info(0.0)
+
+    # ------------------------------------------------------------ step
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Trade to the action's position at bar t's close, earn the move to bar t+1, observe bar t+1."""
+        t = self._t
+        if t >= self._end:
+            raise RuntimeError("the episode is over (or never started): call reset()")
+        old = self._position
+        if self._positions is not None:
+            new = self._positions[action]
+        else:
+            new = float(action[0])
+            new = -1.0 if new < -1.0 else (1.0 if new > 1.0 else new)
+        price, price_next = self._price[t], self._price[t + 1]
+        cost, growth = accounting.step(old, new, price, price_next, self._rate)
+        paid = cost * self._equity
+        equity = self._equity * growth
+        if new != old:
+            self._trades += 1
+            self._held = held = 1
+            self._entry = price
+        else:
+            self._held = held = self._held + 1
+        unrealised = new * (price_next / self._entry - 1.0)
+        reward = accounting.log_growth(growth)
+        if self._dsr:
+            reward = self._differential_sharpe(reward)
+        if self._penalty:
+            reward = self._penalise_drawdown(reward, equity)
+        t += 1
+        self._t = t
+        self._position = new
+        self._equity = equity
+        self._total_cost += paid
+        # The observation, inline (this is the hot path): `_observation` without the call.
+        i = t - self._block_bar
+        if i >= BLOCK:
+            self._prefetch(t)
+            i = 0
+        row = self._block[i]
+        k = self._k
+        row[k] = new
+        row[k + 1] = held / (held + TIME_SCALE)
+        row[k + 2] = unrealised / (UNREALISED_SCALE + abs(unrealised))
+        obs = row.copy()
+        info = {"equity": equity, "position": new, "cost": paid, "total_cost": self._total_cost,
+                "trades": self._trades, "bar": t, "symbol": self._symbol}
+        terminated = growth <= accounting.MIN_GROWTH
+        truncated = t == self._end
+        if terminated:
+            self._end = t  # ruin ends the episode: a further step() raises until reset()
+        return obs, reward, terminated, truncated, info
+
+    def _differential_sharpe(self, r: float) -> float:
+        """Moody & Saffell's D_t from the moments before this step, then update the moments."""
+        a, b = self._dsr_a, self._dsr_b
+        delta_a, delta_b = r - a, r * r - b
+        variance = b - a * a
+        self._dsr_a, self._dsr_b = a + self._eta * delta_a, b + self._eta * delta_b
+        if variance > DSR_MIN_VARIANCE:
+            return (b * delta_a - 0.5 * a * delta_b) / (variance * math.sqrt(variance))
+        return 0.0
+
+    def _penalise_drawdown(self, reward: float, equity: float) -> float:
+        """Reward minus drawdown_penalty times the increase of the drawdown from the running peak."""
+        peak = equity if equity > self._peak else self._peak
+        drawdown = 1.0 - equity / peak
+        increase = drawdown - self._drawdown
+        self._peak, self._drawdown = peak, drawdown
+        return reward - self._penalty * increase if increase > 0.0 else reward
+
+    # ------------------------------------------------------------ observation and info
+
+    def _prefetch(self, t: int) -> None:
+        """Copy the windows of bars t, t+1, ... (up to BLOCK, not past the episode's end) into the block."""
+        rows = min(BLOCK, self._end - t + 1)
+        first = t - self._first_row
+        self._block[:rows, :self._k] = self._windows[first:first + rows]
+        self._block_bar = t
+
+    def _observation(self, t: int, position: float, held: int, unrealised: float) -> np.ndarray:
+        """A new array: the window ending at bar t, then the three agent-state values (step() inlines this).
+
+        The windows come from the block prefetched for the next bars; the agent gets a copy of one row of
+        it, never a view, so nothing of a later bar is reachable from an observation.
+        """
+        i = t - self._block_bar
+        if not 0 <= i < BLOCK:
+            self._prefetch(t)
+            i = 0
+        row = self._block[i]
+        k = self._k
+        row[k] = position
+        row[k + 1] = held / (held + TIME_SCALE)
+        row[k + 2] = unrealised / (UNREALISED_SCALE + abs(unrealised))
+        return row.copy()
+
+    def _info(self, paid: float) -> dict[str, Any]:
+        return {"equity": self._equity, "position": self._position, "cost": paid, "total_cost": self._total_cost,
+                "trades": self._trades, "bar": self._t, "symbol": self._symbol}
+
+    # ------------------------------------------------------------ helpers for callers
+
+    @property
+    def symbol(self) -> str:
+        """Symbol of the current episode."""
+        return self._symbol
+
+    @property
+    def bar(self) -> int:
+        """Store index of the bar the current observation ends at."""
+        return self._t
