@@ -4,6 +4,7 @@ It sits below `signals`, `envs` and `trader` so that each command can load the w
 without importing upwards.
 """
 
+from settings.cli import add_params_arguments, params_from_cli
 from settings.loader import (ConfigError, apply_override, load_params, params_from_dict, parse_override,
                              replace_path, to_dict, to_toml)
 from settings.schema import (BuildConfig, CostsConfig, DataConfig, EnvConfig, Params, PPOConfig, SignalsConfig,
@@ -11,6 +12,7 @@ from settings.schema import (BuildConfig, CostsConfig, DataConfig, EnvConfig, Pa
 
 __all__ = [
     "BuildConfig", "ConfigError", "CostsConfig", "DataConfig", "EnvConfig", "Params", "PPOConfig", "SignalsConfig",
-    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "apply_override", "load_params",
+    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "add_params_arguments", "apply_override",
+    "load_params", "params_from_cli",
     "params_from_dict", "parse_override", "replace_path", "to_dict", "to_toml",
 ]

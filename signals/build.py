@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from settings import ConfigError, Params, load_params, replace_path, to_dict, to_toml
+from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_dict, to_toml
 from signals import store
 from signals.worker import Task, cap_threads_env, init_worker, run_task
 
@@ -42,30 +42,20 @@ class BuildError(RuntimeError):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m signals.build", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", help="parameters file (default: ./parameters.toml)")
+    add_params_arguments(parser)
     parser.add_argument("--data", nargs="+", metavar="PATH", help="market data files or folders (default: data.paths)")
     parser.add_argument("--out", help="store directory (default: build.out)")
     parser.add_argument("--workers", type=int, help="worker processes (default: build.workers; 0 = cores available)")
     parser.add_argument("--batch-size", type=int, help="tasks submitted to the pool at a time (default: build.batch_size)")
     parser.add_argument("--force", action="store_true", help="recompute every variant, ignoring the cache")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one parameter (repeatable)")
     return parser.parse_args(argv)
 
 
 def resolve_params(args: argparse.Namespace) -> Params:
     """parameters.toml, then --set, then the dedicated flags (which win)."""
-    params = load_params(args.params, args.overrides)
-    flags: dict[str, Any] = {}
-    if args.data:
-        flags["data.paths"] = expand_data_paths(args.data)
-    if args.out:
-        flags["build.out"] = args.out
-    if args.workers is not None:
-        flags["build.workers"] = args.workers
-    if args.batch_size is not None:
-        flags["build.batch_size"] = args.batch_size
-    return replace_path(params, flags) if flags else params
+    return params_from_cli(args.params, args.overrides, {
+        "data.paths": expand_data_paths(args.data) if args.data else None, "build.out": args.out,
+        "build.workers": args.workers, "build.batch_size": args.batch_size})
 
 
 def expand_data_paths(paths: Iterable[str]) -> list[str]:

@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from settings import ConfigError, Params, load_params, replace_path
+from settings import ConfigError, Params, add_params_arguments, params_from_cli
 
 # ---------------------------------------------------------------- arguments and parameters
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trader.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", help="parameters file (default: ./parameters.toml)")
+    add_params_arguments(parser)
     parser.add_argument("--data", nargs="+", metavar="PATH", help="market data files or folders (default: data.paths)")
     parser.add_argument("--n-envs", type=int, help="parallel training environments (train.n_envs)")
     parser.add_argument("--timesteps", type=int, help="total training steps (train.timesteps)")
@@ -30,8 +30,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="torch device (train.device)")
     parser.add_argument("--no-build", action="store_true", help="a missing or stale signal store is an error")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one parameter (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -42,17 +40,12 @@ def resolve_params(args: argparse.Namespace) -> Params:
         params_file = Path(args.resume) / "params.toml"
         if not params_file.exists():
             raise ConfigError(f"--resume {args.resume}: no params.toml there; is it a run directory?")
-    params = load_params(params_file, args.overrides)
-    flags: dict[str, Any] = {}
-    if args.data:
-        from signals.build import expand_data_paths
+    from signals.build import expand_data_paths
 
-        flags["data.paths"] = expand_data_paths(args.data)
-    for flag, key in (("n_envs", "train.n_envs"), ("timesteps", "train.timesteps"), ("vec_env", "train.vec_env"),
-                      ("seed", "train.seed"), ("run_dir", "train.run_dir"), ("device", "train.device")):
-        if getattr(args, flag) is not None:
-            flags[key] = getattr(args, flag)
-    return replace_path(params, flags) if flags else params
+    return params_from_cli(params_file, args.overrides, {
+        "data.paths": expand_data_paths(args.data) if args.data else None, "train.n_envs": args.n_envs,
+        "train.timesteps": args.timesteps, "train.vec_env": args.vec_env, "train.seed": args.seed,
+        "train.run_dir": args.run_dir, "train.device": args.device})
 
 
 # ---------------------------------------------------------------- the signal store

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from settings import ConfigError, Params, TuneConfig, load_params, replace_path, to_dict, to_toml
+from settings import ConfigError, Params, TuneConfig, add_params_arguments, params_from_cli, replace_path, to_dict, to_toml
 
 if TYPE_CHECKING:  # optuna is imported where it is used: `--help` stays fast
     import optuna
@@ -85,23 +85,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storage", help="Optuna storage URL or a path ending in .log (tune.storage)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting trials after this long")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep each trial's final model(s)")
-    parser.add_argument("--params", help="parameters file (default: ./parameters.toml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one parameter (repeatable)")
+    add_params_arguments(parser)
     return parser.parse_args(argv)
 
 
 def resolve_params(args: argparse.Namespace) -> Params:
     """parameters.toml, then --set, then the dedicated flags (which win)."""
-    params = load_params(args.params, args.overrides)
-    flags: dict[str, Any] = {}
-    for flag, key in (("iterations", "tune.iterations"), ("jobs", "tune.jobs"),
-                      ("study_name", "tune.study_name"), ("storage", "tune.storage")):
-        if getattr(args, flag) is not None:
-            flags[key] = getattr(args, flag)
     if args.timeout is not None and not args.timeout > 0:
         raise ConfigError(f"--timeout must be > 0 seconds (got {args.timeout})")
-    return replace_path(params, flags) if flags else params
+    return params_from_cli(args.params, args.overrides, {
+        "tune.iterations": args.iterations, "tune.jobs": args.jobs, "tune.study_name": args.study_name,
+        "tune.storage": args.storage})
 
 
 # ---------------------------------------------------------------- search space
@@ -619,9 +613,11 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
             if lost:
                 log(f"marked trial(s) {lost} of the stopped worker(s) as FAILED")
 
+    from trader.runinfo import update_run_record
+
     study = optuna.load_study(study_name=params.tune.study_name, storage=open_storage(spec))
     summary = summarize(study, params, out_dir, log)
-    _update_run_record(out_dir, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    update_run_record(out_dir, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                  "wall_seconds": round(time.perf_counter() - started, 2),
                                  "failed_workers": sorted(dead), **summary})
     if dead:
@@ -682,15 +678,6 @@ def write_run_record(out_dir: Path, params: Params, fast: bool, spec: str, store
         "versions": package_versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
-
-
-def _update_run_record(out_dir: Path, values: dict[str, Any]) -> None:
-    from signals.store import save_json
-
-    path = out_dir / "run.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record.update(values)
-    save_json(path, record)
 
 
 # ---------------------------------------------------------------- summary
