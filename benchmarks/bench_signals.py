@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signals.worker import cap_threads_env  # noqa: E402  (caps threads before numpy loads)
+from signals.threads import cap_thread_env  # noqa: E402
 
-cap_threads_env()
+cap_thread_env()  # before numpy loads: the kernel timings are single-threaded, as in a pool worker
 
 import numpy as np  # noqa: E402
 

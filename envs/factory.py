@@ -7,8 +7,6 @@ shared through the page cache instead of being copied into every process.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +17,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from envs.subproc import WatchedSubprocVecEnv
 from envs.trading_env import TradingEnv
+from signals.threads import cap_threads
 from settings.schema import CostsConfig, EnvConfig
 
 VEC_ENVS = ("subproc", "dummy", "batched")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-"""Thread-pool sizes capped to 1 in env workers: N workers each starting a pool per core would oversubscribe."""
 
 
 def env_kwargs(env_cfg: EnvConfig, costs_cfg: CostsConfig) -> dict[str, Any]:
@@ -42,15 +38,6 @@ def env_kwargs(env_cfg: EnvConfig, costs_cfg: CostsConfig) -> dict[str, Any]:
     }
 
 
-def limit_threads() -> None:
-    """Cap this process's numeric thread pools to one thread (env workers; never the learner's process)."""
-    for name in THREAD_VARIABLES:
-        os.environ[name] = "1"  # read by libraries that start their pools later
-    torch = sys.modules.get("torch")
-    if torch is not None:  # already imported (SB3's worker imports it): cap its running pools too
-        torch.set_num_threads(1)
-
-
 @dataclass(frozen=True)
 class EnvFactory:
     """Picklable `() -> TradingEnv`: holds the store's path and plain settings, never arrays."""
@@ -64,7 +51,7 @@ class EnvFactory:
 
     def __call__(self) -> gym.Env:
         if self.cap_threads:
-            limit_threads()  # before the env exists, so nothing it starts gets a full-size pool
+            cap_threads()  # before the env exists, so nothing it starts gets a full-size pool
         env = TradingEnv(self.store_root, self.split, **dict(self.kwargs))
         if self.seed is not None:
             # SB3's convention: environment `rank` uses seed + rank (its first reset, its action space).

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
-from signals.worker import cap_threads_env
+from signals.threads import cap_threads
 
 
 class EnvWorkerError(RuntimeError):
@@ -25,13 +25,7 @@ class EnvWorkerError(RuntimeError):
 def _worker_env(env_fn: Callable[[], gym.Env]) -> gym.Env:
     """Runs first inside each worker: no Ctrl-C (the parent handles it), one thread, then the env."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cap_threads_env()
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    cap_threads()
     return env_fn()
 
 

@@ -25,12 +25,16 @@ import numpy as np
 
 from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_dict, to_toml
 from signals import store
-from signals.worker import Task, cap_threads_env, init_worker, run_task
+from signals.threads import cap_thread_env
+from signals.worker import Task, init_worker, run_task
 
 SIGNALS_DIR = Path(__file__).resolve().parent
-# The code whose change must invalidate stored variants and selections.
+# The code whose change must invalidate stored variants and selections. build.py's own selection
+# steps (averaging scores over symbols, stacking training rows) are covered by SELECTION_VERSION:
+# bump it when they change, so that a refactor of the command line does not invalidate every store.
 VARIANT_CODE = ("kernels.py", "catalog.py")
-SELECTION_CODE = ("score.py", "build.py", "store.py", "data.py")
+SELECTION_CODE = ("score.py", "data.py")
+SELECTION_VERSION = 1
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet")
 
 
@@ -103,6 +107,8 @@ def store_cache_key(params: Params, hashes: dict[str, str] | None = None) -> str
     return store.sha256_json({
         "data": hashes if hashes is not None else data_hashes(params),
         "code": code_hash(VARIANT_CODE + SELECTION_CODE),
+        "selection_version": SELECTION_VERSION,
+        "store_format": store.STORE_FORMAT,
         "params": {s: to_dict(getattr(params, s)) for s in ("data", "split", "costs", "signals")},
     })
 
@@ -122,10 +128,10 @@ class SymbolInput:
 
 
 def load_inputs(params: Params, hashes: dict[str, str], warmup: int, embargo: int) -> dict[str, SymbolInput]:
-    from signals.data import load_bars, split_bounds
+    from signals.data import MIN_SPLIT_BARS, load_bars, split_bounds
 
     inputs = {}
-    min_bars = warmup + 2 * embargo + 30
+    min_bars = warmup + 2 * embargo + 3 * MIN_SPLIT_BARS
     for item in params.data.paths:
         bars = load_bars(item, params.data.format, min_bars=min_bars)
         try:
@@ -222,7 +228,7 @@ class TreeMemory:
 def run_pool(tasks: list[Task], workers: int, batch_size: int, start_method: str, timeout_s: float,
              progress: Any) -> list[dict]:
     """Run tasks in a process pool fed `batch_size` at a time; a dead or stuck worker is an error, not a hang."""
-    cap_threads_env()  # inherited by workers started from here on
+    cap_thread_env()  # inherited by a fork server or workers started from here on
     results: list[dict] = []
     queue = iter(tasks)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(start_method),
@@ -288,7 +294,7 @@ def score_symbols(matrices: dict[str, np.ndarray], inputs: dict[str, SymbolInput
         bars = inputs[symbol].bars
         scores[symbol] = score_variants(
             matrix, bars.close, start=start, stop=stop, horizon=params.signals.horizon,
-            cost_bps=params.costs.total_bps, periods_per_year=periods_per_year(bars.timestamps),
+            cost_bps=params.costs.total_bps, periods_per_year=store.periods_per_year(bars.timestamps),
             backend=params.signals.score_backend)
     return scores
 
@@ -311,17 +317,12 @@ def select(matrices: dict[str, np.ndarray], inputs: dict[str, SymbolInput], plan
                            max_correlation=params.signals.max_correlation)
 
 
-def periods_per_year(timestamps: np.ndarray) -> float:
-    years = float(timestamps[-1] - timestamps[0]) / (365.25 * 24 * 3600 * 1e9)
-    return (len(timestamps) - 1) / years if years > 0 else 252.0
-
-
 # ---------------------------------------------------------------- writing the store
 
 def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, SymbolInput], plan: Plan,
                 matrices: dict[str, np.ndarray], per_symbol: dict[str, dict[str, np.ndarray]],
                 scores: dict[str, np.ndarray], kept: list[int], extra: dict[str, Any]) -> dict[str, Any]:
-    from signals.catalog import variant_label
+    from signals.catalog import FEATURE_BOUND, variant_label
 
     labels = [variant_label(f, p) for f, p in plan.variants]
     for symbol, matrix in matrices.items():
@@ -336,12 +337,11 @@ def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, Sy
         "variants_tried": len(plan.variants),
         "variants_selected": len(kept),
         "families": _family_counts(plan, kept),
-        "feature_bound": float(max(1.0, *(float(np.max(np.abs(m[:, kept][np.isfinite(m[:, kept])]), initial=0.0))
-                                          for m in matrices.values()))),
+        "feature_bound": FEATURE_BOUND,
         "symbols": {s: {"file": str(info.bars.path), "sha256": info.sha256, "n_bars": len(info.bars),
                         "splits": {k: list(v) for k, v in info.splits.items()},
                         "repairs": dict(info.bars.repairs),
-                        "periods_per_year": periods_per_year(info.bars.timestamps)}
+                        "periods_per_year": store.periods_per_year(info.bars.timestamps)}
                     for s, info in inputs.items()},
         "features": [{"name": labels[i], "family": plan.variants[i][0], "params": plan.variants[i][1],
                       "scores": rows[i]["scores"]} for i in kept],
@@ -449,6 +449,8 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         log(f"  {symbol}: {len(info.bars)} bars from {info.bars.path} (repairs: {repairs}); splits "
             + ", ".join(f"{k} [{a}, {b})" for k, (a, b) in info.splits.items()) + f"; embargo {embargo} bars")
 
+    # From here on the store is being rewritten: without a manifest no reader mistakes it for complete.
+    store.remove_manifest(root)
     removed = store.remove_temporaries(root) + store.remove_temporaries(variants_dir)
     if removed:
         log(f"removed {removed} temporary file(s) left by an interrupted build")
@@ -493,7 +495,7 @@ def report(manifest: dict, computed: int, pool_seconds: float, seconds: float, w
         f"computed now: {computed}; kept: {manifest['variants_selected']}")
     log(f"time: {seconds:.1f} s (pool {pool_seconds:.1f} s, {rate:,.0f} variants/s with {workers} workers); "
         f"peak memory of the process tree: {peak_bytes / 2**20:,.0f} MiB")
-    log(f"top signals (training split only; scores averaged over symbols):")
+    log("top signals (training split only; scores averaged over symbols):")
     log(f"  {'signal':<44} {'rank_ic':>8} {'sharpe':>8} {'turnover':>8}")
     ranked = sorted(manifest["features"], key=lambda f: -abs(f["scores"].get("rank_ic") or 0.0))
     for feature in ranked[:top]:

@@ -28,7 +28,6 @@ Supported layouts (``fmt``), detected by :func:`detect_format` when ``fmt="auto"
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["Bars", "DataError", "FORMATS", "load_bars", "detect_format", "file_sha256", "split_bounds"]
+__all__ = ["Bars", "DataError", "FORMATS", "load_bars", "detect_format", "split_bounds"]
 
 FORMATS = ("auto", "plain", "dayfirst", "index", "mt5", "parquet")
 
@@ -121,15 +120,6 @@ class _Table:
 
 
 # --------------------------------------------------------------------------- public API
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks (for run manifests and caches)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def detect_format(path: Path) -> str:

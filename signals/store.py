@@ -43,9 +43,12 @@ class StoreError(RuntimeError):
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary name carries the writer's pid, so a cleanup only removes files of dead writers.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{path.name}.", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -75,13 +78,31 @@ def save_json(path: Path, obj: Any) -> None:
 
 
 def remove_temporaries(root: Path) -> int:
-    """Delete temporary files a killed process left behind; returns how many."""
+    """Delete temporary files that killed processes left behind (not those of live writers); returns how many."""
     if not root.exists():
         return 0
-    leftovers = list(root.rglob(TMP_PREFIX + "*"))
+    leftovers = [p for p in root.rglob(TMP_PREFIX + "*") if not _writer_alive(p.name)]
     for path in leftovers:
         path.unlink(missing_ok=True)
     return len(leftovers)
+
+
+def _writer_alive(name: str) -> bool:
+    pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_manifest(root: Path) -> None:
+    """Mark the store incomplete before rewriting it (the manifest is written last, again)."""
+    (Path(root) / MANIFEST).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- hashing
@@ -126,6 +147,12 @@ def read_task_output(variants_dir: Path, symbol: str, family: str, task_key: str
 
 # ---------------------------------------------------------------- the finished store
 
+def periods_per_year(timestamps: np.ndarray) -> float:
+    """Bars per year, from the bar times actually observed (daily stocks ~252, hourly FX ~6,000)."""
+    years = float(timestamps[-1] - timestamps[0]) / (365.25 * 24 * 3600 * 1e9)
+    return (len(timestamps) - 1) / years if years > 0 else 252.0
+
+
 @dataclass(frozen=True)
 class SymbolData:
     """One symbol's arrays, memory-mapped read-only: every process that opens them shares the pages."""
@@ -144,10 +171,7 @@ class SymbolData:
 
     @property
     def periods_per_year(self) -> float:
-        """Bars per year, from the bar times actually observed (daily stocks ~252, hourly FX ~6,000)."""
-        span_ns = float(self.timestamps[-1] - self.timestamps[0])
-        years = span_ns / (365.25 * 24 * 3600 * 1e9)
-        return (len(self.timestamps) - 1) / years if years > 0 else 252.0
+        return periods_per_year(self.timestamps)
 
 
 @dataclass(frozen=True)

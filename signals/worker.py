@@ -1,32 +1,16 @@
-"""What runs inside a build's pool workers.
-
-Thread caps are set before numpy or numba are imported: a worker is one core's worth of work,
-and a BLAS or numba thread pool per worker would oversubscribe the machine.
-"""
+"""What runs inside a build's pool workers: one core's worth of work each, one thread each."""
 
 import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+import numpy as np
 
-
-def cap_threads_env(env: "os._Environ[str] | dict[str, str]" = os.environ) -> None:
-    """One thread per worker for every native thread pool we know of."""
-    for name in THREAD_VARS:
-        env[name] = "1"
-
-
-cap_threads_env()
-
-import signal  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from signals import store  # noqa: E402
+from signals import store
+from signals.threads import cap_threads
 
 
 @dataclass(frozen=True)
@@ -42,7 +26,8 @@ class Task:
 
 
 def init_worker() -> None:
-    """Pool initializer: Ctrl-C is the parent's to handle; the parent stops the pool cleanly."""
+    """Pool initializer: one thread; Ctrl-C is the parent's to handle (it stops the pool cleanly)."""
+    cap_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,9 +74,9 @@ def market(tmp_path: Path) -> dict:
     return {"paths": paths, "params": params, "store": tmp_path / "store", "tmp": tmp_path}
 
 
-def run_module(module: str, *args: str, cwd: Path = ROOT, timeout: float = 600, **popen) -> "subprocess.CompletedProcess":
+def run_module(module: str, *args: str, cwd: Path = ROOT, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
     """Run `python -m module args` as a user would."""
-    import subprocess
+
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,

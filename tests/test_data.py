@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.data import FORMATS, Bars, DataError, detect_format, file_sha256, load_bars, split_bounds
+from signals.data import FORMATS, Bars, DataError, detect_format, load_bars, split_bounds
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -289,14 +288,13 @@ def test_exact_duplicates_dropped_and_counted(tmp_path: Path, copies: int) -> No
     assert dict(bars.repairs) == {"rows_sorted": copies, "duplicate_rows_dropped": copies}
 
 
-def test_bars_are_frozen_and_file_hash_matches() -> None:
+def test_bars_are_frozen() -> None:
     path = DATA / "STOCKS_GOOGL.csv"
     bars = load_bars(path)
     with pytest.raises(AttributeError):
         bars.symbol = "X"  # type: ignore[misc]
     with pytest.raises(TypeError):
         bars.repairs["rows_sorted"] = 1  # type: ignore[index]
-    assert file_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- split_bounds

@@ -51,7 +51,9 @@ class CheckpointCallback(BaseCallback):
     """Save every `every` steps, at rollout boundaries, where the weights and the step count agree.
 
     `trained_steps` is the step count the current weights were trained on; an interrupted run saves
-    that, so a resume redoes the partial rollout instead of skipping it.
+    that, so a resume redoes the partial rollout instead of skipping it. (A Ctrl-C that lands inside
+    the PPO update itself saves weights part-way through that update: still a valid model, labelled
+    with the steps of the rollout it was being trained on.)
     """
 
     def __init__(self, folder: Path, every: int) -> None:
@@ -78,7 +80,11 @@ class CheckpointCallback(BaseCallback):
 
 
 class ValidationCallback(BaseCallback):
-    """Every `every` steps, score the policy on the validation split; keep the best model."""
+    """Every `every` steps, score the policy on the validation split; keep the best model.
+
+    The best score so far is written beside the model (`best_model.json`), so a resumed run only
+    replaces `best_model.zip` with a model that beats the one saved before the interruption.
+    """
 
     def __init__(self, evaluate: Callable[[BaseAlgorithm], float], every: int, best_path: Path,
                  on_result: Callable[[int, float], None] | None = None) -> None:
@@ -87,10 +93,19 @@ class ValidationCallback(BaseCallback):
         self.every = every
         self.best_path = best_path
         self.on_result = on_result
-        self.best_score = -math.inf
-        self.best_step = -1
+        self.best_score, self.best_step = self._saved_best()
         self.history: list[tuple[int, float]] = []
         self._last = 0
+
+    def _saved_best(self) -> tuple[float, int]:
+        record = self.best_path.with_suffix(".json")
+        if record.exists() and self.best_path.exists():
+            saved = json.loads(record.read_text())
+            return float(saved["validation_sharpe"]), int(saved["step"])
+        return -math.inf, -1
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps
 
     def _on_rollout_start(self) -> None:
         if self.model.num_timesteps - self._last >= self.every:
@@ -107,6 +122,7 @@ class ValidationCallback(BaseCallback):
         if math.isfinite(score) and score > self.best_score:
             self.best_score, self.best_step = score, self.model.num_timesteps
             save_model_atomically(self.model, self.best_path)
+            save_json(self.best_path.with_suffix(".json"), {"validation_sharpe": score, "step": self.best_step})
         if self.on_result is not None:
             self.on_result(self.model.num_timesteps, score)
         return score

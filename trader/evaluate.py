@@ -118,7 +118,7 @@ def best_signal(store: Any) -> tuple[int, str, float]:
 def strategy_metrics(close: np.ndarray, first_bar: int, positions: np.ndarray, cost_bps: float,
                      periods_per_year: float) -> tuple[dict[str, float], np.ndarray]:
     result = backtest(close, positions, first_bar, cost_bps)
-    metrics = performance(result["net_returns"], result["positions"], result["costs"], periods_per_year)
+    metrics = performance(result["net_returns"], result["positions"], result["cost_paid"], periods_per_year)
     return metrics, result["equity"]
 
 
@@ -205,9 +205,25 @@ def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") ->
     return report, curves
 
 
+def open_run_store(run_dir: Path, params: Any) -> Any:
+    """The store the run was trained on: same cache key and, byte for byte, the same manifest."""
+    import json
+
+    from signals.build import store_cache_key
+    from signals.store import StoreError, open_store
+
+    store = open_store(params.build.out, expected_key=store_cache_key(params))
+    record = run_dir / "run.json"
+    trained_on = json.loads(record.read_text()).get("store_manifest_sha256") if record.exists() else None
+    if trained_on is not None and store.manifest_hash != trained_on:
+        raise StoreError(f"the signal store at {store.root} is not the one {run_dir} was trained on (its manifest "
+                         f"changed since); rebuild it with `python -m signals.build --params {run_dir / 'params.toml'}`")
+    return store
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from settings import ConfigError, load_params
-    from signals.store import StoreError, open_store
+    from signals.store import StoreError
     from trader.report import write_report
 
     parser = argparse.ArgumentParser(prog="python -m trader.evaluate", description="Re-run a saved run's evaluation.")
@@ -217,10 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     try:
         params = load_params(run_dir / "params.toml")
-        store = open_store(params.build.out)
+        store = open_run_store(run_dir, params)
         write_report(run_dir, store, params, split=args.split,
                      name="report.json" if args.split == "test" else f"report_{args.split}.json")
-    except (ConfigError, StoreError, FileNotFoundError) as exc:
+    except (ConfigError, StoreError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

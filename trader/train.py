@@ -7,7 +7,6 @@ Reads top to bottom: arguments -> parameters -> signal store -> run directory ->
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,8 @@ def resolve_params(args: argparse.Namespace) -> Params:
     """parameters.toml (or the resumed run's own), then --set, then the dedicated flags."""
     params_file = args.params
     if args.resume:
+        if args.params:
+            raise ConfigError("--resume continues a run with its own params.toml; --params cannot change it")
         params_file = Path(args.resume) / "params.toml"
         if not params_file.exists():
             raise ConfigError(f"--resume {args.resume}: no params.toml there; is it a run directory?")
@@ -140,7 +141,7 @@ def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> di
 
     save_checkpoint(model, run_dir / "checkpoints", model.num_timesteps)
     save_model_atomically(model, run_dir / "model.zip")
-    if validation.best_step < 0 or validation.history[-1][0] != model.num_timesteps:
+    if not validation.history or validation.history[-1][0] != model.num_timesteps:
         validation.run()  # the final weights are a candidate for the best model too
     return {"steps_per_second": progress.steps_per_second, "best_validation_sharpe": validation.best_score,
             "best_step": validation.best_step, "validation_history": validation.history,
@@ -159,39 +160,13 @@ def log_line(message: str = "") -> None:
 def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build: bool = False,
         log: Any = log_line) -> Path:
     """Train (or resume) one run and write its report; returns the run directory."""
-    import torch
-
     from signals.build import TreeMemory
-    from trader.report import write_report
-    from trader.runinfo import new_run_dir, update_run_record, write_run_record
-
-    from envs.factory import preload_forkserver
 
     started = time.perf_counter()
-    torch.set_num_threads(params.train.torch_threads)
-    # Before any pool starts (the build's included): env workers then fork with torch and SB3 loaded.
-    preload_forkserver()
-    store = prepare_store(params, no_build, log)
-    run_dir = Path(resume) if resume else new_run_dir(params.train.run_dir, params.train.seed)
-    if not resume:
-        write_run_record(run_dir, params, [sys.executable, "-m", "trader.train", *argv], store)
-    cores = os.cpu_count() or 1
-    log(f"run directory: {run_dir}")
-    log(f"{params.train.n_envs} {params.train.vec_env} environment(s) on {cores} core(s); learner: "
-        f"{params.train.torch_threads} torch thread(s), device {learner_device(params.train.device)}")
-    if params.train.vec_env == "subproc" and params.train.n_envs > cores:
-        log(f"note: {params.train.n_envs} env workers share {cores} cores; each is capped at one thread, "
-            f"so this works, only not faster than {cores} workers would")
+    with TreeMemory() as memory:  # the whole run: build pool, env workers, learner and report
+        run_dir, stats, report = _train_and_report(params, argv, resume, no_build, log)
+    from trader.runinfo import update_run_record
 
-    with TreeMemory() as memory:
-        env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
-        try:
-            device = learner_device(params.train.device)
-            model = load_checkpoint(run_dir, env, device, log) if resume else new_model(params, env, device)
-            stats = learn(model, params, run_dir, store, log)
-        finally:
-            env.close()
-    report = write_report(run_dir, store, params, log=log)
     update_run_record(run_dir, {
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.perf_counter() - started, 2),
         "steps_per_second": round(stats["steps_per_second"], 1), "num_timesteps": stats["num_timesteps"],
@@ -199,6 +174,52 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
         "peak_memory_mib": round(memory.peak_bytes / 2**20, 1), "test_sharpe": report["test"]["agent"]["sharpe"],
     })
     return run_dir
+
+
+def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, no_build: bool,
+                      log: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    import torch
+
+    from envs.factory import preload_forkserver
+    from signals.build import available_cores
+    from trader.report import write_report
+    from trader.runinfo import new_run_dir, update_run_record, write_run_record
+
+    torch.set_num_threads(params.train.torch_threads)
+    # Before any pool starts (the build's included): env workers then fork with torch and SB3 loaded.
+    preload_forkserver()
+    store = prepare_store(params, no_build, log)
+    command = [sys.executable, "-m", "trader.train", *argv]
+    if resume:
+        run_dir = Path(resume)
+        update_run_record(run_dir, {"resumed": [*_previous_resumes(run_dir), command]})
+    else:
+        run_dir = new_run_dir(params.train.run_dir, params.train.seed)
+        write_run_record(run_dir, params, command, store)
+    cores = available_cores()
+    device = learner_device(params.train.device)
+    log(f"run directory: {run_dir}")
+    log(f"{params.train.n_envs} {params.train.vec_env} environment(s) on {cores} core(s); learner: "
+        f"{params.train.torch_threads} torch thread(s), device {device}")
+    if params.train.vec_env == "subproc" and params.train.n_envs > cores:
+        log(f"note: {params.train.n_envs} env workers share {cores} cores; each is capped at one thread, "
+            f"so this works, only not faster than {cores} workers would")
+
+    env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
+    try:
+        model = load_checkpoint(run_dir, env, device, log) if resume else new_model(params, env, device)
+        stats = learn(model, params, run_dir, store, log)
+    finally:
+        env.close()
+    report = write_report(run_dir, store, params, log=log)
+    return run_dir, stats, report
+
+
+def _previous_resumes(run_dir: Path) -> list[Any]:
+    import json
+
+    record = run_dir / "run.json"
+    return json.loads(record.read_text()).get("resumed", []) if record.exists() else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
