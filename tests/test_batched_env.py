@@ -143,7 +143,7 @@ def test_batch_infos_behave_like_a_list(store_root):
     assert dones.all() and all("terminal_observation" in i and i["TimeLimit.truncated"] for i in infos)
 
 
-def test_ppo_learns_on_the_batched_env(store_root):
+def test_ppo_trains_on_the_batched_env(store_root):
     venv = VecMonitor(make_vec_env(store_root, "train", {"window": 4, "episode_length": 16}, n_envs=4, seed=0,
                                    vec_env="batched"))
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")

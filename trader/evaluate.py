@@ -96,8 +96,9 @@ def random_positions(n: int, action_mode: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if action_mode == "continuous":
         return rng.uniform(-1.0, 1.0, size=n)
-    choices = np.array([0.0, 1.0]) if action_mode == "long_only" else np.array([-1.0, 0.0, 1.0])
-    return rng.choice(choices, size=n)
+    from envs.trading_env import ACTION_POSITIONS
+
+    return rng.choice(np.array(ACTION_POSITIONS[action_mode]), size=n)
 
 
 def signal_positions(feature: np.ndarray, direction: float, action_mode: str) -> np.ndarray:

@@ -260,6 +260,17 @@ def worker_alive(worker: str | None, started: Any) -> bool:
     return started is None or created <= started.timestamp() + 1.0
 
 
+UNNAMED_TRIAL_GRACE_S = 300
+"""A RUNNING trial with no worker recorded yet may be one another worker is still sampling: spare it this long."""
+
+
+def _just_started(trial: "optuna.trial.FrozenTrial") -> bool:
+    import datetime
+
+    started = trial.datetime_start
+    return started is not None and (datetime.datetime.now() - started).total_seconds() < UNNAMED_TRIAL_GRACE_S
+
+
 def fail_stale_trials(study: "optuna.Study", only_workers: set[str] | None = None) -> list[int]:
     """Fail trials a stopped worker left RUNNING; returns their numbers.
 
@@ -286,7 +297,8 @@ def fail_stale_trials(study: "optuna.Study", only_workers: set[str] | None = Non
         return sorted(t.number for t in running if t.number not in still)
     failed = []
     for trial in running:
-        if worker_alive(trial.user_attrs.get("worker"), trial.datetime_start):
+        worker = trial.user_attrs.get("worker")
+        if worker_alive(worker, trial.datetime_start) or (worker is None and _just_started(trial)):
             continue
         study._storage.set_trial_user_attr(trial._trial_id, "failed_reason", "left RUNNING by a stopped worker")
         study.tell(trial.number, state=TrialState.FAIL)
