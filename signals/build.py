@@ -50,7 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", nargs="+", metavar="PATH", help="market data files or folders (default: data.paths)")
     parser.add_argument("--out", help="store directory (default: build.out)")
     parser.add_argument("--workers", type=int, help="worker processes (default: build.workers; 0 = cores available)")
-    parser.add_argument("--batch-size", type=int, help="tasks submitted to the pool at a time (default: build.batch_size)")
+    parser.add_argument("--batch-size", type=int,
+                        help="tasks submitted to the pool at a time (default: build.batch_size)")
     parser.add_argument("--force", action="store_true", help="recompute every variant, ignoring the cache")
     return parser.parse_args(argv)
 
@@ -180,7 +181,8 @@ def plan_tasks(root: Path, variants_dir: Path, inputs: dict[str, SymbolInput], g
     variant_code = code_hash(VARIANT_CODE)
     chunks = [(family, tuple(variants[i:i + chunk]))
               for family, variants in grids.items() for i in range(0, len(variants), chunk)]
-    tasks = [Task(str(root), str(variants_dir), symbol, family, task_key(info.sha256, family, chunk_params, variant_code), chunk_params)
+    tasks = [Task(str(root), str(variants_dir), symbol, family,
+                  task_key(info.sha256, family, chunk_params, variant_code), chunk_params)
              for symbol, info in inputs.items() for family, chunk_params in chunks]
     variants = [(family, p) for family, chunk_params in chunks for p in chunk_params]
     return Plan(tasks=tasks, variants=variants, chunks=chunks)
@@ -280,7 +282,8 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
 
 def variant_matrix(variants_dir: Path, plan: Plan, symbol: str) -> np.ndarray:
     """All of a symbol's variants side by side, in plan order (float32, n_bars x n_variants)."""
-    parts = [store.read_task_output(variants_dir, t.symbol, t.family, t.task_key) for t in plan.tasks if t.symbol == symbol]
+    parts = [store.read_task_output(variants_dir, t.symbol, t.family, t.task_key)
+             for t in plan.tasks if t.symbol == symbol]
     return np.concatenate(parts, axis=1)
 
 
@@ -458,7 +461,8 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         b = info.bars
         store.write_ohlcv(root, symbol, np.vstack([b.open, b.high, b.low, b.close, b.volume]))
     plan = plan_tasks(root, variants_dir, inputs, grids, params.signals.variants_per_task)
-    todo = plan.tasks if force else [t for t in plan.tasks if not store.task_done(variants_dir, t.symbol, t.family, t.task_key)]
+    todo = plan.tasks if force else [
+        t for t in plan.tasks if not store.task_done(variants_dir, t.symbol, t.family, t.task_key)]
     log(f"{len(plan.variants)} variants per symbol in {len(plan.chunks)} chunks x {len(inputs)} symbol(s) = "
         f"{len(plan.tasks)} tasks; {len(todo)} to compute, {len(plan.tasks) - len(todo)} already in the store")
 

@@ -30,8 +30,8 @@ def performance(returns: np.ndarray, positions: np.ndarray, costs: np.ndarray, p
 
     returns: per-bar simple returns of equity, net of costs; positions: the position held over each of
     those bars (a change of position from the previous bar is a trade, the first one counted from flat);
-    costs: per-bar cost paid, in units of starting equity (the environment's `total_cost` is their sum). Annualisation uses periods_per_year, measured
-    from the bar times.
+    costs: per-bar cost paid, in units of starting equity (the environment's `total_cost` is their sum).
+    Annualisation uses periods_per_year, measured from the bar times.
     """
     returns = np.asarray(returns, dtype=np.float64)
     positions = np.asarray(positions, dtype=np.float64)

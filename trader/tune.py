@@ -55,7 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from settings import ConfigError, Params, TuneConfig, add_params_arguments, params_from_cli, replace_path, to_dict, to_toml
+from settings import (ConfigError, Params, TuneConfig, add_params_arguments, params_from_cli, replace_path, to_dict,
+                      to_toml)
 
 if TYPE_CHECKING:  # optuna is imported where it is used: `--help` stays fast
     import optuna
