@@ -31,7 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from signals.store import write_synthetic_store  # noqa: E402
 
 N_STEPS = 128
-BATCH = 256
+BATCH = 64
 
 
 class PhaseTimer(BaseCallback):
@@ -74,9 +74,13 @@ def anytrading(vec_env: str, n: int):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+    import gymnasium
+
     cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
     kwargs = {"start_method": "forkserver"} if vec_env == "subproc" else {}
-    return make_vec_env("stocks-v0", n_envs=n, seed=0, vec_env_cls=cls, vec_env_kwargs=kwargs)
+    # A callable, not the id: SB3's make_vec_env asks an id for render_mode="rgb_array", which stocks-v0 refuses.
+    return make_vec_env(lambda: gymnasium.make("gym_anytrading:stocks-v0"), n_envs=n, seed=0, vec_env_cls=cls,
+                        vec_env_kwargs=kwargs)
 
 
 def random_step_rate(venv, steps: int) -> float:
@@ -126,6 +130,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1 and 16 only, 2 rollouts each")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    torch.distributions.Distribution.set_default_validate_args(False)  # as trader.train does, for every row
     if args.quick:
         args.n = [1, 16]
     try:
@@ -138,7 +143,8 @@ def main() -> None:
     import psutil
 
     print(f"machine: {os.cpu_count()} cores; torch threads 1; PPO n_steps={N_STEPS}, batch={BATCH}, "
-          f"MlpPolicy 64x64, 10 epochs (SB3 defaults otherwise)")
+          f"MlpPolicy 64x64, 10 epochs (SB3 defaults otherwise); observations: ours window 16 x 50 features, "
+          f"gym-anytrading its default (window 10 x 2)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store = synthetic_store(Path(tmp) / "store")
