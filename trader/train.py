@@ -89,14 +89,23 @@ def ppo_kwargs(params: Params) -> dict[str, Any]:
                 policy_kwargs={"net_arch": list(ppo.net_arch)})
 
 
-def new_model(params: Params, env: Any, device: str) -> Any:
+def configure_torch(threads: int) -> None:
+    """The learner's torch: `threads` intra-op threads, no per-call distribution argument checks."""
     import torch
+
+    torch.set_num_threads(threads)
+    # torch.distributions re-validates its arguments on every construction (about a sixth of SB3's
+    # inference time here); SB3's networks produce finite logits by construction.
+    torch.distributions.Distribution.set_default_validate_args(False)
+
+
+def new_model(params: Params, env: Any, device: str) -> Any:
+    """PPO with SB3's MlpPolicy network, its rollout inference done in NumPy (trader.policy)."""
     from stable_baselines3 import PPO
 
-    # torch.distributions re-checks every distribution's arguments on every rollout step (about a sixth
-    # of the policy's inference time here); SB3's own networks produce valid logits by construction.
-    torch.distributions.Distribution.set_default_validate_args(False)
-    return PPO("MlpPolicy", env, seed=params.train.seed, device=device, verbose=0, **ppo_kwargs(params))
+    from trader.policy import RolloutMlpPolicy
+
+    return PPO(RolloutMlpPolicy, env, seed=params.train.seed, device=device, verbose=0, **ppo_kwargs(params))
 
 
 def load_checkpoint(run_dir: Path, env: Any, device: str, log: Any) -> Any:
@@ -182,14 +191,12 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
 
 def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, no_build: bool,
                       log: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    import torch
-
     from envs.factory import preload_forkserver
     from signals.build import available_cores
     from trader.report import write_report
     from trader.runinfo import new_run_dir, update_run_record, write_run_record
 
-    torch.set_num_threads(params.train.torch_threads)
+    configure_torch(params.train.torch_threads)
     # Before any pool starts (the build's included): env workers then fork with torch and SB3 loaded.
     preload_forkserver()
     store = prepare_store(params, no_build, log)

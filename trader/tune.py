@@ -534,9 +534,10 @@ class WorkerSpec:
 def run_worker(spec: WorkerSpec, log: Log = print_flush) -> None:
     """Add `spec.n_trials` trials to the study; an exception inside a trial fails that trial only."""
     import optuna
-    import torch
 
-    torch.set_num_threads(spec.params.train.torch_threads)
+    from trader.train import configure_torch
+
+    configure_torch(spec.params.train.torch_threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=spec.params.tune.study_name, storage=open_storage(spec.storage),
                               sampler=make_sampler(spec.sampler_seed), pruner=make_pruner(spec.params.tune))
