@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from signals.build import TreeMemory  # noqa: E402
 from signals.store import write_synthetic_store  # noqa: E402
 from trader.policy import RolloutMlpPolicy  # noqa: E402
-from trader.train import configure_torch  # noqa: E402
+from trader.train import configure_learner  # noqa: E402
 
 N_STEPS = 128
 BATCH = 64
@@ -117,7 +118,7 @@ def measure(name: str, make, n: int, total: int, policy: Any = "MlpPolicy") -> d
     row["peak_mib"] = memory.peak_bytes / 2**20
     print(f"  {name:<24} N={n:<3} {row['sps']:8.0f} steps/s   rollout {row['rollout_sps']:9.0f} steps/s   "
           f"time: rollout {row['rollout_s']:6.2f} s (env+traffic ~{row['env_s']:5.2f}, inference ~"
-          f"{row['inference_s']:5.2f}) update {row['update_s']:6.2f} s   peak tree RSS {row['peak_mib']:5.0f} MiB",
+          f"{row['inference_s']:5.2f}) update {row['update_s']:6.2f} s   peak tree PSS {row['peak_mib']:5.0f} MiB",
           flush=True)
     return row
 
@@ -125,7 +126,7 @@ def measure(name: str, make, n: int, total: int, policy: Any = "MlpPolicy") -> d
 def _measure(name: str, make, n: int, total: int, policy: Any) -> dict:
     venv = make()
     try:
-        model = PPO(policy, venv, n_steps=N_STEPS, batch_size=BATCH, seed=0, device="cpu", verbose=0)
+        model = new_ppo(policy, venv)
         timer = PhaseTimer()
         started = time.perf_counter()
         model.learn(total_timesteps=total, callback=timer)
@@ -140,44 +141,84 @@ def _measure(name: str, make, n: int, total: int, policy: Any) -> dict:
             "env_s": steps / env_rate, "inference_s": steps / infer_rate}
 
 
+def new_ppo(policy: Any, venv) -> PPO:
+    return PPO(policy, venv, n_steps=N_STEPS, batch_size=BATCH, seed=0, device="cpu", verbose=0)
+
+
+def rollout_rate(make, policy: Any, rollouts: int) -> float:
+    """Steps per second of PPO's own collect_rollouts (SB3's code, callbacks included), after one warm-up."""
+    venv = make()
+    try:
+        model = new_ppo(policy, venv)
+        _, callback = model._setup_learn(total_timesteps=(rollouts + 1) * N_STEPS * venv.num_envs, callback=None)
+        callback.on_training_start(locals(), globals())
+        model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=N_STEPS)
+        started = time.perf_counter()
+        for _ in range(rollouts):
+            model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=N_STEPS)
+        return rollouts * N_STEPS * venv.num_envs / (time.perf_counter() - started)
+    finally:
+        venv.close()
+
+
+def rollout_ratios(setups: dict[str, tuple[Any, Any]], n: int, rounds: int, rollouts: int) -> None:
+    """Rollout collection against SB3 SubprocVecEnv on gym-anytrading, as the median of interleaved rounds.
+
+    On a small machine shared with a scheduler, one run of a multi-process setup varies by +-20 %;
+    interleaving the setups round by round spreads any slow spell over all of them.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in setups}
+    for _ in range(rounds):
+        for name, (make, policy) in setups.items():
+            rates[name].append(rollout_rate(make, policy, rollouts))
+    reference = float(np.median(rates["anytrading/subproc"]))
+    for name, values in rates.items():
+        ratio = float(np.median(values)) / reference
+        spread = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"  N={n:<3} {name:<24} {np.median(values):9,.0f} steps/s  ({spread})   {ratio:5.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 48])
     parser.add_argument("--steps", type=int, default=0, help="PPO steps per setup (default: 6 rollouts)")
-    parser.add_argument("--quick", action="store_true", help="N = 1 and 16 only, 2 rollouts each")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the rollout comparison")
+    parser.add_argument("--quick", action="store_true", help="N = 1 and 16 only, 2 rollouts each, 1 round")
     args = parser.parse_args()
-    configure_torch(threads=1)  # as trader.train does with its default, for every row
+    # gym-anytrading warns on every reset in every worker; workers inherit this through the environment.
+    os.environ["PYTHONWARNINGS"] = "ignore::UserWarning"
+    warnings.simplefilter("ignore", UserWarning)
+    configure_learner(threads=1)  # as trader.train does with its default, for every row
     if args.quick:
-        args.n = [1, 16]
+        args.n, args.rounds = [1, 16], 1
     try:
         import gym_anytrading  # noqa: F401
-
-        have_reference = True
     except ImportError:
-        have_reference = False
-        print("gym-anytrading is not installed: reference rows skipped (pip install gym-anytrading)")
+        sys.exit("gym-anytrading is not installed; it is the reference here (pip install gym-anytrading)")
     print(f"machine: {os.cpu_count()} cores; torch threads 1; PPO n_steps={N_STEPS}, batch={BATCH}, "
           f"MlpPolicy 64x64, 10 epochs (SB3 defaults otherwise); observations: ours window 16 x 50 features, "
           f"gym-anytrading its default (window 10 x 2)")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store = synthetic_store(Path(tmp) / "store")
+        setups = {n: {
+            "ours/dummy": (lambda n=n: ours(store, "dummy", n), RolloutMlpPolicy),
+            "ours/subproc": (lambda n=n: ours(store, "subproc", n), RolloutMlpPolicy),
+            "ours/batched": (lambda n=n: ours(store, "batched", n), RolloutMlpPolicy),
+            "ours/batched+sb3-policy": (lambda n=n: ours(store, "batched", n), "MlpPolicy"),
+            "anytrading/dummy": (lambda n=n: anytrading("dummy", n), "MlpPolicy"),
+            "anytrading/subproc": (lambda n=n: anytrading("subproc", n), "MlpPolicy"),
+        } for n in args.n}
+        print("\n1. PPO learn(): throughput, where the time goes, peak memory of the process tree")
         for n in args.n:
             total = args.steps or n * N_STEPS * (2 if args.quick else 6)
             print(f"N = {n}:")
-            for vec in ("dummy", "subproc", "batched"):
-                rows.append(measure(f"ours/{vec}", lambda: ours(store, vec, n), n, total, RolloutMlpPolicy))
-            rows.append(measure("ours/batched+sb3-policy", lambda: ours(store, "batched", n), n, total))
-            if have_reference:
-                for vec in ("dummy", "subproc"):
-                    rows.append(measure(f"anytrading/{vec}", lambda: anytrading(vec, n), n, total))
-    if have_reference:
-        print("\nrollout collection (everything outside the update) against SB3 SubprocVecEnv on gym-anytrading:")
+            for name, (make, policy) in setups[n].items():
+                measure(name, make, n, total, policy)
+        rollouts = 2 if args.quick else 3
+        print(f"\n2. rollout collection (everything outside the update) against SB3 SubprocVecEnv on gym-anytrading: "
+              f"median of {args.rounds} interleaved round(s) of {rollouts} rollouts (per-round rates in brackets)")
         for n in args.n:
-            ref = next(r for r in rows if r["name"] == "anytrading/subproc" and r["n"] == n)["rollout_sps"]
-            for name in ("ours/subproc", "ours/batched", "ours/dummy", "ours/batched+sb3-policy"):
-                mine = next(r for r in rows if r["name"] == name and r["n"] == n)["rollout_sps"]
-                print(f"  N={n:<3} {name:<24} {mine / ref:6.2f}x")
+            rollout_ratios(setups[n], n, args.rounds, rollouts)
 
 
 if __name__ == "__main__":

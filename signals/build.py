@@ -191,7 +191,14 @@ def plan_tasks(root: Path, variants_dir: Path, inputs: dict[str, SymbolInput], g
 # ---------------------------------------------------------------- process pool
 
 class TreeMemory:
-    """Peak resident memory of this process and all its children, sampled in a background thread."""
+    """Peak memory of this process and all its children, sampled in a background thread.
+
+    Each process counts its proportional set size (PSS: a page shared by k processes counts 1/k in each)
+    where Linux provides it, so forked workers sharing the parent's pages are not counted once per
+    worker, as summing resident sizes would (48 env workers: a 9.5 GB "peak" on a machine using under 2).
+    Elsewhere it falls back to resident size. Reading PSS costs about 0.2 ms per process, so the sampler
+    waits at least 20 times as long as a sample took: it stays under 5 % of one core at any worker count.
+    """
 
     def __init__(self, interval_s: float = 0.2) -> None:
         import psutil
@@ -208,14 +215,20 @@ class TreeMemory:
         total = 0
         for proc in [self._root, *self._root.children(recursive=True)]:
             try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                pass
+                total += _proportional_bytes(proc.pid)
+            except OSError:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass  # it exited between the listing and the reading
         return total
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._interval
+        while not self._stop.wait(wait):
+            started = time.perf_counter()
             self.peak_bytes = max(self.peak_bytes, self.sample())
+            wait = max(self._interval, 20 * (time.perf_counter() - started))
 
     def __enter__(self) -> "TreeMemory":
         self._thread.start()
@@ -225,6 +238,15 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
         self.peak_bytes = max(self.peak_bytes, self.sample())
+
+
+def _proportional_bytes(pid: int) -> int:
+    """The process's PSS from /proc (OSError where there is none: not Linux, or the process is gone)."""
+    with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+        for line in rollup:
+            if line.startswith(b"Pss:"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"no Pss line for pid {pid}")
 
 
 def run_pool(tasks: list[Task], workers: int, batch_size: int, start_method: str, timeout_s: float,

@@ -89,11 +89,13 @@ def ppo_kwargs(params: Params) -> dict[str, Any]:
                 policy_kwargs={"net_arch": list(ppo.net_arch)})
 
 
-def configure_torch(threads: int) -> None:
-    """The learner's torch: `threads` intra-op threads, no per-call distribution argument checks."""
+def configure_learner(threads: int) -> None:
+    """The learner process: `threads` threads for torch and NumPy's BLAS, no per-call distribution checks."""
     import torch
 
-    torch.set_num_threads(threads)
+    from signals.threads import limit_loaded_pools
+
+    limit_loaded_pools(threads)
     # torch.distributions re-validates its arguments on every construction (about a sixth of SB3's
     # inference time here); SB3's networks produce finite logits by construction.
     torch.distributions.Distribution.set_default_validate_args(False)
@@ -196,7 +198,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
     from trader.report import write_report
     from trader.runinfo import new_run_dir, update_run_record, write_run_record
 
-    configure_torch(params.train.torch_threads)
+    configure_learner(params.train.torch_threads)
     # Before any pool starts (the build's included): env workers then fork with torch and SB3 loaded.
     preload_forkserver()
     store = prepare_store(params, no_build, log)

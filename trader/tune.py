@@ -535,9 +535,9 @@ def run_worker(spec: WorkerSpec, log: Log = print_flush) -> None:
     """Add `spec.n_trials` trials to the study; an exception inside a trial fails that trial only."""
     import optuna
 
-    from trader.train import configure_torch
+    from trader.train import configure_learner
 
-    configure_torch(spec.params.train.torch_threads)
+    configure_learner(spec.params.train.torch_threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=spec.params.tune.study_name, storage=open_storage(spec.storage),
                               sampler=make_sampler(spec.sampler_seed), pruner=make_pruner(spec.params.tune))
