@@ -85,13 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         params = replace_path(params, {"tune.timesteps": max(1, params.tune.timesteps // 8),
                                        "tune.fast.timesteps": max(1, params.tune.fast.timesteps // 8)})
-    import torch
-
     import signals.build
-    import trader.train  # noqa: F401  (imports outside the timings)
+    from trader.train import configure_learner
     from trader.tune import trial_budget
 
-    torch.set_num_threads(params.train.torch_threads)
+    configure_learner(params.train.torch_threads)  # as a tuning worker does
     started = time.perf_counter()
     signals.build.build(params, log=lambda *_: None)  # the base store fast mode needs; not timed
     print(f"base store {params.build.out}: ready in {time.perf_counter() - started:.1f} s (not timed)")
