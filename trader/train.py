@@ -235,10 +235,22 @@ def _previous_resumes(run_dir: Path) -> list[Any]:
     return json.loads(record.read_text()).get("resumed", []) if record.exists() else []
 
 
+def stop_on_sigint() -> None:
+    """SIGINT raises KeyboardInterrupt, even where it was inherited as ignored.
+
+    A command started in the background by a non-interactive shell (`python -m trader.train &` in a
+    script, CI, nohup) inherits SIGINT ignored; `kill -INT` must still stop it with a checkpoint.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from signals.build import BuildError
     from signals.store import StoreError
 
+    stop_on_sigint()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:

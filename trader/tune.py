@@ -790,7 +790,9 @@ def write_plots(study: "optuna.Study", out_dir: Path, n_complete: int, log: Log)
 def main(argv: Sequence[str] | None = None) -> int:
     from signals.build import BuildError
     from signals.store import StoreError
+    from trader.train import stop_on_sigint
 
+    stop_on_sigint()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:
