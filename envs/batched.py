@@ -26,8 +26,8 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from envs import accounting
-from envs.trading_env import (ACTION_POSITIONS, DSR_MIN_VARIANCE, N_STATE, TIME_SCALE, UNREALISED_SCALE,
-                              TradingSetup, draw_episode)
+from envs.rewards import REWARDS
+from envs.trading_env import ACTION_POSITIONS, N_STATE, TIME_SCALE, UNREALISED_SCALE, TradingSetup, draw_episode
 from signals.store import Store
 
 
@@ -44,7 +44,7 @@ class BatchInfos(Sequence):
 
     def __init__(self, arrays: tuple[np.ndarray, ...], done: np.ndarray, terminated: np.ndarray,
                  names: Sequence[str], first_row: int) -> None:
-        self._arrays = arrays  # equity, position, cost, total_cost, trades, row (= bar - first_row), symbol
+        self._arrays = arrays  # equity, position, cost, total_cost, trades, turnover, row (= bar - first_row), symbol
         self._done = done
         self._terminated = terminated
         self._names = names
@@ -87,9 +87,9 @@ class BatchInfos(Sequence):
         return self._list
 
     def _build(self, i: int, equity: float, position: float, cost: float, total_cost: float, trades: int,
-               row: int, symbol: int, done: bool, terminated: bool) -> dict[str, Any]:
+               turnover: float, row: int, symbol: int, done: bool, terminated: bool) -> dict[str, Any]:
         info = {"equity": equity, "position": position, "cost": cost, "total_cost": total_cost, "trades": trades,
-                "bar": row + self._first_row, "symbol": self._names[symbol],
+                "turnover": turnover, "bar": row + self._first_row, "symbol": self._names[symbol],
                 "TimeLimit.truncated": done and not terminated}
         if self._extras and i in self._extras:
             info.update(self._extras[i])
@@ -117,14 +117,14 @@ class BatchedTradingVecEnv(VecEnv):
                  symbols: Sequence[str] | None = None, window: int = 16, action_mode: str = "discrete",
                  reward: str = "log_return", drawdown_penalty: float = 0.0, dsr_eta: float = 0.01,
                  episode_length: int | None = 512, commission_bps: float = 1.0, half_spread_bps: float = 1.0,
-                 slippage_bps: float = 0.0, expected_key: str | None = None) -> None:
+                 slippage_bps: float = 0.0, normalise_reward: bool = True, expected_key: str | None = None) -> None:
         if int(n_envs) != n_envs or n_envs < 1:
             raise ValueError(f"train.n_envs must be an integer >= 1 (got {n_envs})")
         self.setup = TradingSetup.create(
             store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
             drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
             commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
-            expected_key=expected_key)
+            normalise_reward=normalise_reward, expected_key=expected_key)
         n = int(n_envs)
         self.render_mode = None
         super().__init__(n, self.setup.observation_space(), self.setup.action_space())
@@ -142,7 +142,8 @@ class BatchedTradingVecEnv(VecEnv):
         self._items = [_as_items(w, self._window_item) for w in self._windows]
         self._closes = [layout.close[self._first_row:] for layout in self.setup.layouts]
         self._rate = self.setup.cost_rate
-        self._dsr = reward == "differential_sharpe"
+        self._reward = REWARDS[reward]
+        self._symbol_scales = np.array([layout.reward_scale for layout in self.setup.layouts])
         self._eta = self.setup.dsr_eta
         self._penalty = self.setup.drawdown_penalty
         self._rngs: list[np.random.Generator | None] = [None] * n
@@ -158,9 +159,11 @@ class BatchedTradingVecEnv(VecEnv):
         self._row = np.zeros(n, dtype=np.int64)
         self._end_row = np.zeros(n, dtype=np.int64)
         self._trades = np.zeros(n, dtype=np.int64)
-        for name in ("_position", "_held", "_entry", "_equity", "_total_cost", "_peak", "_drawdown",
-                     "_dsr_a", "_dsr_b"):
+        for name in ("_position", "_held", "_entry", "_equity", "_total_cost", "_turnover", "_peak", "_drawdown",
+                     "_scale"):
             setattr(self, name, np.zeros(n))
+        # The reward's state, one array per value of its scalar state, filled at each episode's start.
+        self._reward_state = tuple(np.zeros(n) for _ in self._reward.initial_state(1.0, self._eta))
         self._groups: list[tuple[int, np.ndarray]] = []
         self._steps_to_end = 0  # steps until the first truncation (every env advances one bar per step)
         self._obs = np.zeros((n, self._k + N_STATE), dtype=np.float32)
@@ -173,7 +176,7 @@ class BatchedTradingVecEnv(VecEnv):
         self._rates = np.full(n, self._rate)
 
     # Arrays that a step's BatchInfos may still hold: a reset copies them before writing into them.
-    _SHARED_WITH_INFOS = ("_symbol", "_row", "_trades", "_position", "_equity", "_total_cost")
+    _SHARED_WITH_INFOS = ("_symbol", "_row", "_trades", "_position", "_equity", "_total_cost", "_turnover")
 
     def _start_episodes(self, envs: np.ndarray, options: Sequence[dict[str, Any] | None]) -> None:
         """New episodes for environments `envs` (each draws from its own generator, as TradingEnv.reset does)."""
@@ -185,8 +188,13 @@ class BatchedTradingVecEnv(VecEnv):
         self._symbol[envs], self._row[envs], self._end_row[envs] = symbol, row, end_row
         self._trades[envs] = 0
         for name, value in (("_position", 0.0), ("_held", 0.0), ("_equity", 1.0), ("_total_cost", 0.0),
-                            ("_peak", 1.0), ("_drawdown", 0.0), ("_dsr_a", 0.0), ("_dsr_b", 0.0)):
+                            ("_turnover", 0.0), ("_peak", 1.0), ("_drawdown", 0.0)):
             getattr(self, name)[envs] = value
+        self._scale[envs] = self._symbol_scales[symbol]
+        state = [self._reward.initial_state(scale, self._eta) for scale in self._symbol_scales[symbol].tolist()]
+        self._reward_state = tuple(column.copy() for column in self._reward_state)  # a step may still hold them
+        for column, values in zip(self._reward_state, zip(*state)):
+            column[envs] = values
         self._entry[envs] = [self._closes[s][r] for s, r in zip(symbol.tolist(), row.tolist())]
         if len(self._names) > 1:
             groups = [(s, np.flatnonzero(self._symbol == s)) for s in range(len(self._names))]
@@ -200,7 +208,7 @@ class BatchedTradingVecEnv(VecEnv):
         self._obs[envs, self._k:] = 0.0
 
     def _reset_info(self, i: int) -> dict[str, Any]:
-        return {"equity": 1.0, "position": 0.0, "cost": 0.0, "total_cost": 0.0, "trades": 0,
+        return {"equity": 1.0, "position": 0.0, "cost": 0.0, "total_cost": 0.0, "trades": 0, "turnover": 0.0,
                 "bar": int(self._row[i]) + self._first_row, "symbol": self._names[int(self._symbol[i])]}
 
     # ------------------------------------------------------------ VecEnv API
@@ -240,20 +248,21 @@ class BatchedTradingVecEnv(VecEnv):
         total_cost = self._total_cost + paid
         changed = new != old
         trades = self._trades + changed
+        turnover = self._turnover + np.abs(new - old)
         held = self._held + self._one
         held[changed] = 1.0
         entry = self._entry
         np.copyto(entry, price, where=changed)
-        reward = accounting.log_growth_array(growth)
-        if self._dsr:
-            reward = self._differential_sharpe(reward)
+        reward, self._reward_state = self._reward.array(accounting.log_growth_array(growth), self._reward_state,
+                                                        self._eta)
         if self._penalty:
             reward = self._penalise_drawdown(reward, equity)
         terminated = growth <= accounting.MIN_GROWTH
         self._row, self._position, self._equity, self._total_cost, self._trades, self._held = (
             row_next, new, equity, total_cost, trades, held)
+        self._turnover = turnover
         obs = self._observe(row_next, new, held, price_next, entry)
-        arrays = (equity, new, paid, total_cost, trades, row_next, self._symbol)
+        arrays = (equity, new, paid, total_cost, trades, turnover, row_next, self._symbol)
         self._steps_to_end -= 1
         # Most steps end nothing: two cheap tests instead of building truncation flags for every env.
         if self._steps_to_end == 0 or np.count_nonzero(terminated):
@@ -327,23 +336,13 @@ class BatchedTradingVecEnv(VecEnv):
         self._obs = obs
         return obs
 
-    def _differential_sharpe(self, r: np.ndarray) -> np.ndarray:
-        """TradingEnv._differential_sharpe over arrays (same operations, same order)."""
-        a, b = self._dsr_a, self._dsr_b
-        delta_a, delta_b = r - a, r * r - b
-        variance = b - a * a
-        self._dsr_a, self._dsr_b = a + self._eta * delta_a, b + self._eta * delta_b
-        ok = variance > DSR_MIN_VARIANCE
-        safe = np.where(ok, variance, 1.0)
-        return np.where(ok, (b * delta_a - 0.5 * a * delta_b) / (safe * np.sqrt(safe)), 0.0)
-
     def _penalise_drawdown(self, reward: np.ndarray, equity: np.ndarray) -> np.ndarray:
         """TradingEnv._penalise_drawdown over arrays."""
         peak = np.maximum(self._peak, equity)
         drawdown = 1.0 - equity / peak
         increase = drawdown - self._drawdown
         self._peak, self._drawdown = peak, drawdown
-        return reward - self._penalty * np.maximum(increase, 0.0)
+        return reward - self._penalty * np.maximum(increase, 0.0) / self._scale
 
     # ------------------------------------------------------------ the rest of the VecEnv interface
 

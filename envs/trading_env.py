@@ -9,7 +9,6 @@ draws) are shared with `envs.batched`, which must reproduce this environment exa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,10 +18,10 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import accounting
+from envs.rewards import DSR_MIN_VARIANCE, REWARDS, training_volatility  # noqa: F401 (re-exported)
 from signals.store import SPLITS, Store, open_store
 
 ACTION_MODES = ("discrete", "long_only", "continuous")
-REWARDS = ("log_return", "differential_sharpe")
 ACTION_POSITIONS: Mapping[str, tuple[float, ...]] = {"discrete": (-1.0, 0.0, 1.0), "long_only": (0.0, 1.0)}
 """Position of each discrete action: discrete 0/1/2 = short/flat/long; long_only 0/1 = flat/long."""
 
@@ -32,8 +31,6 @@ TIME_SCALE = 32.0
 """Time-in-position feature = bars / (bars + TIME_SCALE): 0 at a change, 0.5 after 32 bars, -> 1."""
 UNREALISED_SCALE = 0.05
 """Unrealised-return feature = u / (UNREALISED_SCALE + |u|): 0.5 at +5 %, -0.5 at -5 %, within (-1, 1)."""
-DSR_MIN_VARIANCE = 1e-12
-"""Below this variance of the moving moments the differential Sharpe ratio is 0 (it is undefined at 0)."""
 N_STATE = 3
 """Agent-state values appended to the features: position, time in position, unrealised return."""
 BLOCK = 64
@@ -57,6 +54,8 @@ class SymbolLayout:
     close: np.ndarray
     first_bar: int
     last_bar: int
+    reward_scale: float = 1.0
+    """What the reward divides by: the per-bar volatility of the training split, or 1 (no normalisation)."""
 
     @property
     def n_steps(self) -> int:
@@ -102,7 +101,8 @@ def _check_settings(split: str, window: int, action_mode: str, reward: str, draw
                          f"[0, 5000) basis points (got {rate / accounting.BPS:g})")
 
 
-def _layout(store: Store, name: str, split: str, window: int, episode_length: int | None) -> SymbolLayout:
+def _layout(store: Store, name: str, split: str, window: int, episode_length: int | None,
+            scaled: bool = False) -> SymbolLayout:
     """Views for one symbol, after checking that its split holds the window and one episode."""
     data = store.symbol(name)
     start, stop = data.split(split)
@@ -120,8 +120,12 @@ def _layout(store: Store, name: str, split: str, window: int, episode_length: in
             f"env.episode_length (or env.window) or give the split more bars via {_split_hint(split)}")
     # Plain ndarray views of the memmaps: same pages, but no np.memmap subclass overhead on every slice.
     features = data.features.view(np.ndarray)
-    return SymbolLayout(name=name, windows=_window_view(features, window), close=data.close.view(np.ndarray),
-                        first_bar=start + window - 1, last_bar=stop - 1)
+    close = data.close.view(np.ndarray)
+    # The scale comes from the training split whatever split this env trades: the same reward units in
+    # training and validation, and nothing read from the bars being evaluated.
+    scale = training_volatility(close, *data.split("train")) if scaled else 1.0
+    return SymbolLayout(name=name, windows=_window_view(features, window), close=close,
+                        first_bar=start + window - 1, last_bar=stop - 1, reward_scale=scale)
 
 
 @dataclass(frozen=True)
@@ -140,13 +144,14 @@ class TradingSetup:
     episode_length: int | None
     cost_rate: float
     feature_bound: float
+    normalise_reward: bool = True
 
     @classmethod
     def create(cls, store: str | Path | Store, split: str = "train", *, symbols: Sequence[str] | None = None,
                window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
                drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
                commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
-               expected_key: str | None = None) -> TradingSetup:
+               normalise_reward: bool = True, expected_key: str | None = None) -> TradingSetup:
         """Open (or take) the store, check every setting, build the per-symbol views."""
         for key, value in (("commission_bps", commission_bps), ("half_spread_bps", half_spread_bps),
                            ("slippage_bps", slippage_bps)):
@@ -168,11 +173,14 @@ class TradingSetup:
         if unknown:
             raise ValueError(f"symbols {unknown} are not in the store {opened.root} "
                              f"(it has {', '.join(opened.symbols)})")
-        layouts = tuple(_layout(opened, s, split, window, episode_length) for s in names)
+        # differential_sharpe is scale-free, but its moments are seeded with the training variance.
+        scaled = bool(normalise_reward) or reward == "differential_sharpe"
+        layouts = tuple(_layout(opened, s, split, window, episode_length, scaled) for s in names)
         return cls(store=opened, split=split, layouts=layouts, window=window, n_features=opened.n_features,
                    action_mode=action_mode, reward=reward, drawdown_penalty=float(drawdown_penalty),
                    dsr_eta=float(dsr_eta), episode_length=episode_length, cost_rate=rate,
-                   feature_bound=float(opened.manifest.get("feature_bound", DEFAULT_FEATURE_BOUND)))
+                   feature_bound=float(opened.manifest.get("feature_bound", DEFAULT_FEATURE_BOUND)),
+                   normalise_reward=bool(normalise_reward))
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -268,13 +276,18 @@ class TradingEnv(gym.Env):
     With `cost = (commission_bps + half_spread_bps + slippage_bps) / 1e4 * |new_pos - old_pos|` and
     `equity[t+1] = equity[t] * (1 - cost) * (1 + new_pos * (close[t+1] / close[t] - 1))` (`envs.accounting`):
 
-    * `reward="log_return"` (default): `log(equity[t+1] / equity[t])`, net of costs; the rewards of an
-      episode sum to the log of its final equity.
+    The rewards are registered in `envs.rewards` (scalar and array forms side by side). With `s` the
+    symbol's per-bar volatility of log returns on the training split (`normalise_reward=True`, the
+    default; else s = 1 for log_return):
+
+    * `reward="log_return"` (default): `log(equity[t+1] / equity[t]) / s`, net of costs; the rewards of an
+      episode sum to the log of its final equity over s. Costs are charged in full either way; only the
+      units change, so that the value head fits targets of order 1.
     * `reward="differential_sharpe"`: Moody & Saffell's differential Sharpe ratio of that log return R_t,
       `D_t = (B ΔA - A ΔB / 2) / (B - A²)^(3/2)` with `ΔA = R_t - A`, `ΔB = R_t² - B`, using the moments A, B
-      before the update `A += dsr_eta * ΔA`, `B += dsr_eta * ΔB`; A = B = 0 at reset; D = 0 while
-      B - A² <= 1e-12.
-    * `drawdown_penalty > 0` subtracts `drawdown_penalty * max(0, dd[t+1] - dd[t])` from either, where
+      before the update `A += dsr_eta * ΔA`, `B += dsr_eta * ΔB`; at reset A = 0 and B = s² (as if fully
+      invested: D starts at about R_t / s instead of ~1e4); D = 0 while B - A² <= 1e-12.
+    * `drawdown_penalty > 0` subtracts `drawdown_penalty * max(0, dd[t+1] - dd[t]) / s` from either, where
       `dd = 1 - equity / running peak of equity` (the episode's peak, starting at 1).
 
     ## Starting State
@@ -295,8 +308,8 @@ class TradingEnv(gym.Env):
     ## Info
 
     `equity` (starting at 1), `position` (held now), `cost` (paid by this step, in units of the starting
-    equity) and `total_cost` (over the episode), `trades` (changes of position so far), `bar` (index in the
-    store of the bar the observation ends at), `symbol`.
+    equity) and `total_cost` (over the episode), `trades` (changes of position so far), `turnover` (the sum
+    of |change of position| so far), `bar` (index in the store of the bar the observation ends at), `symbol`.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -305,19 +318,19 @@ class TradingEnv(gym.Env):
                  window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
                  drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
                  commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
-                 expected_key: str | None = None) -> None:
+                 normalise_reward: bool = True, expected_key: str | None = None) -> None:
         super().__init__()
         self.setup = TradingSetup.create(
             store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
             drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
             commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
-            expected_key=expected_key)
+            normalise_reward=normalise_reward, expected_key=expected_key)
         self.observation_space = self.setup.observation_space()
         self.action_space = self.setup.action_space()
         # Constants of step(), kept as attributes so step() does no lookups through the setup.
         self._positions = ACTION_POSITIONS.get(action_mode)
         self._rate = self.setup.cost_rate
-        self._dsr = reward == "differential_sharpe"
+        self._reward = REWARDS[reward]
         self._eta = self.setup.dsr_eta
         self._penalty = self.setup.drawdown_penalty
         self._k = self.setup.window_size
@@ -338,6 +351,7 @@ class TradingEnv(gym.Env):
         self._windows = layout.windows
         # A memoryview indexes to Python floats straight from the memmap, faster than ndarray indexing.
         self._price = memoryview(layout.close)
+        self._scale = layout.reward_scale
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -353,7 +367,8 @@ class TradingEnv(gym.Env):
         self._equity = self._peak = 1.0
         self._drawdown = self._total_cost = 0.0
         self._trades = 0
-        self._dsr_a = self._dsr_b = 0.0
+        self._turnover = 0.0
+        self._reward_state = self._reward.initial_state(self._scale, self._eta)
         return self._observation(start, 0.0, 0, 0.0), self._info(0.0)
 
     # ------------------------------------------------------------ step
@@ -375,14 +390,14 @@ class TradingEnv(gym.Env):
         equity = self._equity * growth
         if new != old:
             self._trades += 1
+            self._turnover += abs(new - old)
             self._held = held = 1
             self._entry = price
         else:
             self._held = held = self._held + 1
         unrealised = new * (price_next / self._entry - 1.0)
-        reward = accounting.log_growth(growth)
-        if self._dsr:
-            reward = self._differential_sharpe(reward)
+        reward, self._reward_state = self._reward.scalar(accounting.log_growth(growth), self._reward_state,
+                                                         self._eta)
         if self._penalty:
             reward = self._penalise_drawdown(reward, equity)
         t += 1
@@ -402,30 +417,20 @@ class TradingEnv(gym.Env):
         row[k + 2] = unrealised / (UNREALISED_SCALE + abs(unrealised))
         obs = row.copy()
         info = {"equity": equity, "position": new, "cost": paid, "total_cost": self._total_cost,
-                "trades": self._trades, "bar": t, "symbol": self._symbol}
+                "trades": self._trades, "turnover": self._turnover, "bar": t, "symbol": self._symbol}
         terminated = growth <= accounting.MIN_GROWTH
         truncated = t == self._end
         if terminated:
             self._end = t  # ruin ends the episode: a further step() raises until reset()
         return obs, reward, terminated, truncated, info
 
-    def _differential_sharpe(self, r: float) -> float:
-        """Moody & Saffell's D_t from the moments before this step, then update the moments."""
-        a, b = self._dsr_a, self._dsr_b
-        delta_a, delta_b = r - a, r * r - b
-        variance = b - a * a
-        self._dsr_a, self._dsr_b = a + self._eta * delta_a, b + self._eta * delta_b
-        if variance > DSR_MIN_VARIANCE:
-            return (b * delta_a - 0.5 * a * delta_b) / (variance * math.sqrt(variance))
-        return 0.0
-
     def _penalise_drawdown(self, reward: float, equity: float) -> float:
-        """Reward minus drawdown_penalty times the increase of the drawdown from the running peak."""
+        """Reward minus drawdown_penalty times the increase of the drawdown from the running peak (over s)."""
         peak = equity if equity > self._peak else self._peak
         drawdown = 1.0 - equity / peak
         increase = drawdown - self._drawdown
         self._peak, self._drawdown = peak, drawdown
-        return reward - self._penalty * increase if increase > 0.0 else reward
+        return reward - self._penalty * increase / self._scale if increase > 0.0 else reward
 
     # ------------------------------------------------------------ observation and info
 
@@ -455,7 +460,7 @@ class TradingEnv(gym.Env):
 
     def _info(self, paid: float) -> dict[str, Any]:
         return {"equity": self._equity, "position": self._position, "cost": paid, "total_cost": self._total_cost,
-                "trades": self._trades, "bar": self._t, "symbol": self._symbol}
+                "trades": self._trades, "turnover": self._turnover, "bar": self._t, "symbol": self._symbol}
 
     # ------------------------------------------------------------ helpers for callers
 

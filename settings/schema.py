@@ -149,6 +149,8 @@ class EnvConfig:
     """discrete (short/flat/long), long_only (flat/long) or continuous (target position in [-1, 1])."""
     reward: str = "log_return"
     """log_return (net of costs) or differential_sharpe."""
+    normalise_reward: bool = True
+    """Divide the reward by the symbol's per-bar volatility on the training split (costs stay in full)."""
     drawdown_penalty: float = 0.0
     """Reward minus this times the increase of the drawdown at each step."""
     dsr_eta: float = 0.01

@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from envs.batched import BatchedTradingVecEnv, BatchInfos
 from envs.factory import make_env_fn, make_vec_env
+from envs.rewards import REWARDS
 from signals.store import write_synthetic_store
 
 N_FEATURES = 3
@@ -89,6 +90,23 @@ def test_batched_equals_single_envs(store_root, mode, config):
     assert done >= n_envs  # every environment went through at least one automatic reset
     if mode != "long_only" and config.get("symbols") == ["CCC"]:
         assert terminated > 0  # ruin (termination) was exercised too
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+@pytest.mark.parametrize("reward", sorted(REWARDS))
+def test_every_registered_reward_is_the_same_in_the_single_and_the_batched_env(store_root, reward, normalise):
+    """Each reward's scalar form (TradingEnv) and array form (the batched env) give the same rewards, bit for bit,
+    over several symbols (each with its own scale) and automatic resets."""
+    n_envs, seed = 5, 7
+    kwargs = {"window": 3, "episode_length": 35, "reward": reward, "normalise_reward": normalise,
+              "drawdown_penalty": 0.3}
+    dummy = DummyVecEnv([make_env_fn(store_root, "train", kwargs, seed, rank) for rank in range(n_envs)])
+    batched = BatchedTradingVecEnv(store_root, "train", n_envs, **kwargs)
+    dummy.seed(seed)
+    batched.seed(seed)
+    assert np.array_equal(dummy.reset(), batched.reset())
+    for step, actions in enumerate(random_actions("discrete", n_envs, 200)):
+        assert_same_step(step, dummy.step(actions), batched.step(actions))
 
 
 def test_batched_equals_subproc(store_root):

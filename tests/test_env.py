@@ -109,7 +109,7 @@ def test_registered_with_gymnasium(store_root):
     assert env.action_space == gym.spaces.Discrete(3)
     assert obs.shape == (16 * 3 + 3,)
     obs, reward, terminated, truncated, info = env.step(2)
-    assert set(info) == {"equity", "position", "cost", "total_cost", "trades", "bar", "symbol"}
+    assert set(info) == {"equity", "position", "cost", "total_cost", "trades", "turnover", "bar", "symbol"}
     assert info["position"] == 1.0 and info["trades"] == 1
 
 
@@ -136,7 +136,8 @@ def test_observations_stay_inside_the_space(store_root):
 def test_known_actions_give_hand_computed_equity_costs_and_trades(tmp_path):
     close = [100.0, 110.0, 99.0, 99.0, 108.9, 98.01]
     env = TradingEnv(one_symbol_store(tmp_path, close), "train", window=1, episode_length=None,
-                     commission_bps=5.0, half_spread_bps=3.0, slippage_bps=2.0)  # 10 bps per unit traded
+                     commission_bps=5.0, half_spread_bps=3.0, slippage_bps=2.0,  # 10 bps per unit traded
+                     normalise_reward=False)
     _, rewards, terms, truncs, infos = run_actions(env, [2, 2, 0, 1, 2])  # long, long, short, flat, long
     # By hand. Step 0: enter long (cost 0.001), price +10%. Step 1: hold, -10%. Step 2: long -> short
     # (|change| 2, cost 0.002), price flat. Step 3: short -> flat (0.001), +10% not earned. Step 4: flat ->
@@ -171,7 +172,7 @@ def test_flat_agent_earns_exactly_zero(store_root, mode, flat):
 
 def test_buy_and_hold_is_price_ratio_minus_one_entry_cost(store_root):
     env = TradingEnv(store_root, "validation", symbols=["AAA"], episode_length=None, window=7,
-                     commission_bps=2.0, half_spread_bps=1.5, slippage_bps=0.5)
+                     commission_bps=2.0, half_spread_bps=1.5, slippage_bps=0.5, normalise_reward=False)
     _, rewards, _, truncs, infos = run_actions(env, [2] * 10_000)
     close = env.setup.store.symbol("AAA").close
     start, stop = env.setup.store.symbol("AAA").split("validation")
@@ -186,7 +187,7 @@ def test_buy_and_hold_is_price_ratio_minus_one_entry_cost(store_root):
 @pytest.mark.parametrize("mode", MODES)
 def test_env_equals_accounting_backtest(store_root, mode):
     env = TradingEnv(store_root, "train", symbols=["BBB"], action_mode=mode, episode_length=None, window=4,
-                     commission_bps=1.0, half_spread_bps=2.0, slippage_bps=0.5)
+                     commission_bps=1.0, half_spread_bps=2.0, slippage_bps=0.5, normalise_reward=False)
     rng = np.random.default_rng(5)
     n = env.setup.layouts[0].n_steps
     if mode == "continuous":
@@ -204,6 +205,7 @@ def test_env_equals_accounting_backtest(store_root, mode):
     assert np.array_equal(rewards, result["log_returns"])
     assert np.array_equal([i["cost"] for i in infos[1:]], result["cost_paid"])
     assert np.array_equal([i["trades"] for i in infos[1:]], np.cumsum(result["trades"]))
+    assert np.allclose([i["turnover"] for i in infos[1:]], np.cumsum(result["turnover"]), rtol=1e-12, atol=0)
     assert infos[-1]["total_cost"] == pytest.approx(result["cost_paid"].sum(), rel=1e-12)
 
 
@@ -228,23 +230,53 @@ def test_differential_sharpe_follows_moody_saffell(store_root):
     eta = 0.1
     env = TradingEnv(store_root, "train", symbols=["AAA"], reward="differential_sharpe", dsr_eta=eta,
                      episode_length=None)
-    plain = TradingEnv(store_root, "train", symbols=["AAA"], episode_length=None)
+    plain = TradingEnv(store_root, "train", symbols=["AAA"], episode_length=None, normalise_reward=False)
     actions = [2, 2, 0, 0, 2, 1, 2, 0] * 5
     _, dsr, *_ = run_actions(env, actions)
     _, log_returns, *_ = run_actions(plain, actions)
-    a = b = 0.0
+    close = np.asarray(env.setup.store.symbol("AAA").close)
+    start, stop = env.setup.store.symbol("AAA").split("train")
+    scale = np.diff(np.log(close[start:stop])).std()
+    a, b = 0.0, scale * scale  # seeded as if fully invested, from the training split's variance
     for step, (r, d) in enumerate(zip(log_returns, dsr)):
         variance = b - a * a
         expected = 0.0 if variance <= 1e-12 else (b * (r - a) - 0.5 * a * (r * r - b)) / variance ** 1.5
         assert d == pytest.approx(expected, rel=1e-9, abs=1e-12), step
         a, b = a + eta * (r - a), b + eta * (r * r - b)
-    assert dsr[0] == 0.0 and any(d != 0.0 for d in dsr)
+    assert dsr[0] == pytest.approx(log_returns[0] / scale, rel=1e-9)
+
+
+def test_differential_sharpe_starts_bounded_and_no_few_steps_dominate(store_root):
+    """Moments started at zero gave |D| ~ 1e4 on the first steps and half an episode's squared reward in its
+    first 20 of 512 steps; seeded moments keep D of the order of a return in volatility units."""
+    env = TradingEnv(store_root, "train", reward="differential_sharpe", episode_length=512, window=4)
+    rng = np.random.default_rng(0)
+    for episode in range(5):
+        _, rewards, *_ = run_actions(env, list(rng.integers(0, 3, 512)), seed=episode)
+        squared = np.square(rewards)
+        assert np.max(np.abs(rewards[:20])) < 20.0, np.max(np.abs(rewards[:20]))
+        assert squared[:20].sum() < 0.2 * squared.sum(), (squared[:20].sum(), squared.sum())
+
+
+def test_normalised_log_return_is_the_log_return_over_the_training_volatility(store_root):
+    actions = [2, 2, 0, 1, 2, 0, 0, 1] * 20
+    for split in ("train", "validation"):
+        scaled = TradingEnv(store_root, split, symbols=["BBB"], episode_length=None, window=4)
+        plain = TradingEnv(store_root, split, symbols=["BBB"], episode_length=None, window=4,
+                           normalise_reward=False)
+        _, rewards, *_ = run_actions(scaled, actions)
+        _, log_returns, *_ = run_actions(plain, actions)
+        close = np.asarray(plain.setup.store.symbol("BBB").close)
+        start, stop = plain.setup.store.symbol("BBB").split("train")  # the training split, whatever the env's
+        scale = np.diff(np.log(close[start:stop])).std()
+        assert 0.005 < scale < 0.02  # the store's random walk has 1 % per bar
+        assert np.allclose(np.asarray(rewards) * scale, log_returns, rtol=1e-12, atol=0)
 
 
 def test_drawdown_penalty_subtracts_increase_of_drawdown(tmp_path):
     close = [100.0, 90.0, 81.0, 89.1, 72.9, 100.0]
     env = TradingEnv(one_symbol_store(tmp_path, close), "train", window=1, episode_length=None,
-                     drawdown_penalty=2.0, commission_bps=0.0, half_spread_bps=0.0)
+                     drawdown_penalty=2.0, commission_bps=0.0, half_spread_bps=0.0, normalise_reward=False)
     _, rewards, *_ = run_actions(env, [2] * 5)
     equity = np.array(close) / 100.0
     drawdown = 1 - equity / np.maximum.accumulate(equity)
@@ -255,7 +287,7 @@ def test_drawdown_penalty_subtracts_increase_of_drawdown(tmp_path):
 
 def test_ruin_terminates(tmp_path):
     env = TradingEnv(one_symbol_store(tmp_path, [100.0, 100.0, 250.0, 250.0]), "train", window=1,
-                     episode_length=None)
+                     episode_length=None, normalise_reward=False)
     _, rewards, terms, truncs, infos = run_actions(env, [1, 0])  # flat, then short through a +150 % bar
     assert terms == [False, True] and truncs == [False, False]
     assert rewards[-1] == math.log(accounting.MIN_GROWTH)
@@ -429,7 +461,7 @@ def test_env_kwargs_from_config():
     kwargs = env_kwargs(EnvConfig(window=8, reward="differential_sharpe", episode_length=64),
                         CostsConfig(commission_bps=0.5, slippage_bps=2.0))
     assert kwargs == {"window": 8, "action_mode": "discrete", "reward": "differential_sharpe",
-                      "drawdown_penalty": 0.0, "dsr_eta": 0.01, "episode_length": 64, "commission_bps": 0.5,
+                      "normalise_reward": True, "drawdown_penalty": 0.0, "dsr_eta": 0.01, "episode_length": 64, "commission_bps": 0.5,
                       "half_spread_bps": 1.0, "slippage_bps": 2.0}
 
 
