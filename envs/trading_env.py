@@ -25,6 +25,14 @@ ACTION_MODES = ("discrete", "long_only", "continuous")
 ACTION_POSITIONS: Mapping[str, tuple[float, ...]] = {"discrete": (-1.0, 0.0, 1.0), "long_only": (0.0, 1.0)}
 """Position of each discrete action: discrete 0/1/2 = short/flat/long; long_only 0/1 = flat/long."""
 
+
+def flat_action(action_mode: str) -> Any:
+    """The action that holds no position in `action_mode` (what a policy that stays flat sends)."""
+    if action_mode == "continuous":
+        return np.zeros(1, dtype=np.float32)
+    return ACTION_POSITIONS[action_mode].index(0.0)
+
+
 DEFAULT_FEATURE_BOUND = 5.0
 """|feature| bound assumed when the store's manifest has no `feature_bound`."""
 TIME_SCALE = 32.0

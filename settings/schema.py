@@ -232,6 +232,8 @@ class TrainConfig:
     """An env worker that does not answer within this many seconds is an error naming it."""
     start_method: str = "forkserver"
     """Start method of SubprocVecEnv workers; forkserver and spawn are safe with torch and JAX loaded."""
+    do_no_harm: bool = True
+    """Stay flat unless the best checkpoint's validation Sharpe interval lies above 0."""
 
     def __post_init__(self) -> None:
         require(self.n_envs >= 1, "n_envs", f"must be >= 1 (got {self.n_envs})")

@@ -54,7 +54,7 @@ def test_report_metrics_equal_the_environment(store, action_mode):
 
 def test_every_strategy_is_scored_on_the_agents_bars(store):
     params = replace_path(Params(), {"env.window": 4, "train.random_baseline_seeds": 3})
-    result, curves = evaluate_symbol(lambda obs: 2, store, params, "test", "SYN")
+    result, curves, returns = evaluate_symbol(lambda obs: 2, store, params, "test", "SYN")
     assert result["bars"] == [313, 400]
     assert {len(c[1]) for c in curves.values()} == {400 - 313}
     # Always long is buy-and-hold: the agent's first entry and the baseline's pay the same cost.
@@ -62,3 +62,5 @@ def test_every_strategy_is_scored_on_the_agents_bars(store):
     assert result["baselines"]["flat"]["total_return"] == 0.0 and result["baselines"]["flat"]["costs_paid"] == 0.0
     assert result["agent_costs"]["0x"]["costs_paid"] == 0.0
     assert result["agent_costs"]["2x"]["costs_paid"] > result["agent_costs"]["1x"]["costs_paid"]
+    assert set(returns) == {"agent", "buy_and_hold", "flat", "best_signal", "random"}
+    assert np.array_equal(returns["agent"], returns["buy_and_hold"]) and not returns["flat"].any()

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -158,3 +158,47 @@ class ProgressCallback(BaseCallback):
     def steps_per_second(self) -> float:
         elapsed = time.perf_counter() - self._started
         return (self.model.num_timesteps - self._start_steps) / elapsed if elapsed > 0 else 0.0
+
+
+class EpisodeStatsCallback(BaseCallback):
+    """Statistics of the training episodes that ended during each rollout, in the TensorBoard and CSV logs.
+
+    `episode/return` (log of the final equity: net of costs, in plain units whatever the reward's scaling),
+    `episode/length`, `episode/turnover` (sum of |change of position| per bar), `episode/costs` (paid, in
+    units of the starting equity) and `episode/count`. Only the infos of the environments that finished
+    are read, so the batched env builds no other info dict.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lengths: Any = None
+        self._ended: list[tuple[float, int, float, float]] = []
+
+    def _on_training_start(self) -> None:
+        import numpy as np
+
+        self._lengths = np.zeros(self.training_env.num_envs, dtype=np.int64)
+
+    def _on_step(self) -> bool:
+        import numpy as np
+
+        self._lengths += 1
+        dones = self.locals["dones"]
+        if dones.any():
+            infos = self.locals["infos"]
+            for i in np.flatnonzero(dones).tolist():
+                info, length = infos[i], int(self._lengths[i])
+                equity = float(info.get("equity", 1.0))
+                growth = math.log(equity) if equity > 0 else -math.inf
+                self._ended.append((growth, length, float(info.get("turnover", 0.0)) / length,
+                                    float(info.get("total_cost", 0.0))))
+                self._lengths[i] = 0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self._ended:
+            return
+        for key, values in zip(("return", "length", "turnover", "costs"), zip(*self._ended)):
+            self.logger.record(f"episode/{key}", sum(values) / len(values))
+        self.logger.record("episode/count", len(self._ended))
+        self._ended = []

@@ -10,6 +10,7 @@ place positions become equity, so all of them pay the same costs on the same bar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,6 +18,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from envs.accounting import backtest
+from envs.trading_env import flat_action
+from trader import baselines, bootstrap
 from trader.metrics import mean_metrics, performance
 
 COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
@@ -93,75 +96,77 @@ def model_predictor(model: Any) -> Callable[[np.ndarray], Any]:
 
 def random_positions(n: int, action_mode: str, seed: int) -> np.ndarray:
     """A uniformly random action each bar, mapped to positions as the environment maps actions."""
-    rng = np.random.default_rng(seed)
-    if action_mode == "continuous":
-        return rng.uniform(-1.0, 1.0, size=n)
-    from envs.trading_env import ACTION_POSITIONS
-
-    return rng.choice(np.array(ACTION_POSITIONS[action_mode]), size=n)
-
-
-def signal_positions(feature: np.ndarray, direction: float, action_mode: str) -> np.ndarray:
-    """Trade a feature's sign, in the direction its training-split IC says it predicts."""
-    positions = np.sign(feature.astype(np.float64)) * direction
-    return np.clip(positions, 0.0, 1.0) if action_mode == "long_only" else positions
+    return baselines.random_policy(baselines.BaselineBars(n, np.zeros(n), 1.0, action_mode, seed))
 
 
 def best_signal(store: Any) -> tuple[int, str, float]:
     """(column, name, direction) of the kept feature with the best training score (selection order)."""
-    feature = store.manifest["features"][0]
-    ic = feature.get("scores", {}).get("rank_ic") or 0.0
-    return 0, feature["name"], 1.0 if ic >= 0 else -1.0
+    return baselines.best_signal_column(store.manifest)
+
+
+def flat_predictor(action_mode: str) -> Callable[[np.ndarray], Any]:
+    """The do-nothing policy: the flat action on every bar."""
+    action = flat_action(action_mode)
+    return lambda observation: action
 
 
 # ---------------------------------------------------------------- metrics
 
 def strategy_metrics(close: np.ndarray, first_bar: int, positions: np.ndarray, cost_bps: float,
                      periods_per_year: float) -> tuple[dict[str, float], np.ndarray]:
+    metrics, equity, _ = strategy_result(close, first_bar, positions, cost_bps, periods_per_year)
+    return metrics, equity
+
+
+def strategy_result(close: np.ndarray, first_bar: int, positions: np.ndarray, cost_bps: float,
+                    periods_per_year: float) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """(metrics, equity curve, net returns per bar) of holding `positions` from `first_bar` on."""
     result = backtest(close, positions, first_bar, cost_bps)
     metrics = performance(result["net_returns"], result["positions"], result["cost_paid"], periods_per_year)
-    return metrics, result["equity"]
+    return metrics, result["equity"], result["net_returns"]
 
 
 def evaluate_symbol(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str, symbol: str
-                    ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Agent and baselines on one symbol's split: metrics and equity curves."""
+                    ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """Agent and baselines on one symbol's split: metrics, equity curves and net returns per bar."""
     data = store.symbol(symbol)
     close, ppy = np.asarray(data.close), data.periods_per_year
     cost = params.costs.total_bps
     first_bar, agent = policy_positions(predict, store, params, split, symbol)
     n = len(agent)
     column, _, direction = best_signal(store)
-    feature = np.asarray(data.features[first_bar:first_bar + n, column])
-    strategies = {
-        "buy_and_hold": np.ones(n),
-        "flat": np.zeros(n),
-        "best_signal": signal_positions(feature, direction, params.env.action_mode),
-    }
-    result: dict[str, Any] = {"bars": [first_bar, first_bar + n + 1]}
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    bars = baselines.BaselineBars(n, np.asarray(data.features[first_bar:first_bar + n, column]), direction,
+                                  params.env.action_mode, params.train.seed)
     times = np.asarray(data.timestamps[first_bar:first_bar + n + 1])
-    result["agent"], equity = strategy_metrics(close, first_bar, agent, cost, ppy)
+    result: dict[str, Any] = {"bars": [first_bar, first_bar + n + 1], "baselines": {}}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    returns: dict[str, np.ndarray] = {}
+    result["agent"], equity, returns["agent"] = strategy_result(close, first_bar, agent, cost, ppy)
     curves["agent"] = (times, equity)
     result["agent_costs"] = {k: strategy_metrics(close, first_bar, agent, cost * m, ppy)[0]
                              for k, m in COST_MULTIPLIERS.items()}
-    result["baselines"] = {}
-    for name, positions in strategies.items():
-        result["baselines"][name], equity = strategy_metrics(close, first_bar, positions, cost, ppy)
-        curves[name] = (times, equity)
     seeds = range(params.train.seed, params.train.seed + params.train.random_baseline_seeds)
-    result["baselines"]["random"] = mean_metrics([
-        strategy_metrics(close, first_bar, random_positions(n, params.env.action_mode, s), cost, ppy)[0]
-        for s in seeds])
-    return result, curves
+    for name, baseline in baselines.BASELINES.items():
+        draws = [dataclasses.replace(bars, seed=s) for s in seeds] if baseline.seeded else [bars]
+        runs = [strategy_result(close, first_bar, baseline.positions(b), cost, ppy) for b in draws]
+        result["baselines"][name] = mean_metrics([r[0] for r in runs])
+        returns[name] = runs[0][2]  # a seeded baseline's interval is that of its first seed
+        if not baseline.seeded:
+            curves[name] = (times, runs[0][1])
+    return result, curves, returns
 
 
-def evaluate_policy(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """{agent, agent_costs, baselines} averaged over symbols, plus per-symbol results and curves."""
-    per_symbol, curves = {}, {}
+def evaluate_policy(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str,
+                    intervals: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """{agent, agent_costs, baselines} averaged over symbols, plus per-symbol results and curves.
+
+    With `intervals`, the agent's and every baseline's Sharpe ratio get a stationary-bootstrap interval
+    (`sharpe_interval`, level `bootstrap.LEVEL`, seeded by train.seed) and `agent_beats` holds the
+    probability that the agent's Sharpe ratio exceeds each baseline's on resampled histories of the same bars.
+    """
+    per_symbol, curves, returns = {}, {}, {}
     for symbol in store.symbols:
-        per_symbol[symbol], curves[symbol] = evaluate_symbol(predict, store, params, split, symbol)
+        per_symbol[symbol], curves[symbol], returns[symbol] = evaluate_symbol(predict, store, params, split, symbol)
     symbols = list(per_symbol.values())
     summary = {
         "agent": mean_metrics([s["agent"] for s in symbols]),
@@ -169,12 +174,27 @@ def evaluate_policy(predict: Callable[[np.ndarray], Any], store: Any, params: An
         "baselines": {b: mean_metrics([s["baselines"][b] for s in symbols]) for b in symbols[0]["baselines"]},
         "per_symbol": per_symbol,
     }
+    if intervals:
+        add_intervals(summary, returns, [store.symbol(s).periods_per_year for s in store.symbols], params.train.seed)
     return summary, curves
+
+
+def add_intervals(summary: dict[str, Any], returns: dict[str, dict[str, np.ndarray]], periods_per_year: list[float],
+                  seed: int) -> None:
+    """Bootstrap intervals of the Sharpe ratios and the agent's probability of beating each baseline."""
+    names = list(next(iter(returns.values())))
+    draws = bootstrap.sharpe_draws({name: [returns[s][name] for s in returns] for name in names}, periods_per_year,
+                                   seed=seed)
+    summary["agent"]["sharpe_interval"] = list(bootstrap.interval(draws["agent"]))
+    for name in names[1:]:
+        summary["baselines"][name]["sharpe_interval"] = list(bootstrap.interval(draws[name]))
+    summary["agent_beats"] = {name: bootstrap.probability_better(draws["agent"], draws[name]) for name in names[1:]}
+    summary["interval_level"] = bootstrap.LEVEL
 
 
 def validation_score(model: Any, store: Any, params: Any) -> float:
     """The agent's annualised Sharpe on the validation split, net of costs, averaged over symbols."""
-    summary, _ = evaluate_policy(model_predictor(model), store, params, "validation")
+    summary, _ = evaluate_policy(model_predictor(model), store, params, "validation", intervals=False)
     return float(summary["agent"]["sharpe"])
 
 
@@ -191,11 +211,27 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> tuple[Any, str]:
 
 
 def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") -> tuple[dict[str, Any], Any]:
-    """The report of a run's model on `split`: what report.json holds."""
+    """The report of a run's selected policy on `split`: what report.json holds.
+
+    When do-no-harm selection chose flat (trader.selection), the agent's figures are flat's, and the best
+    checkpoint's are shown beside them under `not_selected`.
+    """
+    from trader.selection import read_selection
+
     model, name = load_run_model(run_dir)
-    summary, curves = evaluate_policy(model_predictor(model), store, params, split)
+    selection = read_selection(run_dir)
+    selected = selection["selected"] if selection else "model"
+    if selected == "flat":
+        summary, curves = evaluate_policy(flat_predictor(params.env.action_mode), store, params, split)
+        candidate, _ = evaluate_policy(model_predictor(model), store, params, split, intervals=False)
+        summary["not_selected"] = {"model": name, "agent": candidate["agent"],
+                                   "agent_costs": candidate["agent_costs"]}
+    else:
+        summary, curves = evaluate_policy(model_predictor(model), store, params, split)
     report = {
-        "model": name,
+        "model": name if selected == "model" else "flat",
+        "selected": selected,
+        "selection_reason": selection["reason"] if selection else "no selection record: the best validation model",
         "split": split,
         "symbols": list(store.symbols),
         "costs_bps": params.costs.total_bps,

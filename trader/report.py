@@ -26,10 +26,29 @@ def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def table_rows(split_report: Mapping[str, Any]) -> dict[str, Mapping[str, float]]:
-    rows: dict[str, Mapping[str, float]] = {"agent": split_report["agent"]}
+    flat = "not_selected" in split_report
+    rows: dict[str, Mapping[str, float]] = {"agent (flat: selected)" if flat else "agent": split_report["agent"]}
     rows.update({f"{name} (baseline)": m for name, m in split_report["baselines"].items()})
-    rows.update({f"agent at {k} costs": m for k, m in split_report["agent_costs"].items() if k != "1x"})
+    costs = split_report["not_selected"]["agent_costs"] if flat else split_report["agent_costs"]
+    if flat:
+        rows["best checkpoint (not selected)"] = split_report["not_selected"]["agent"]
+    label = "best checkpoint" if flat else "agent"
+    rows.update({f"{label} at {k} costs": m for k, m in costs.items() if k != "1x"})
     return rows
+
+
+def interval_lines(split_report: Mapping[str, Any]) -> list[str]:
+    """The Sharpe intervals and the agent's chances against buy-and-hold and flat, in words."""
+    if "agent_beats" not in split_report:
+        return []
+    level = split_report["interval_level"]
+    items = [("agent", split_report["agent"])] + list(split_report["baselines"].items())
+    lines = [f"Sharpe {level:.0%} intervals (stationary bootstrap): " + ", ".join(
+        f"{name} [{m['sharpe_interval'][0]:+.2f}, {m['sharpe_interval'][1]:+.2f}]" for name, m in items)]
+    beats = split_report["agent_beats"]
+    lines.append(f"P(agent's Sharpe > buy_and_hold's) = {beats['buy_and_hold']:.2f}, "
+                 f"P(> flat's) = {beats['flat']:.2f}; an interval that spans 0 is no evidence of an edge")
+    return lines
 
 
 def plot_equity(path: Path, curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], title: str) -> None:
@@ -78,5 +97,8 @@ def write_report(run_dir: Path, store: Any, params: Any, log: Any = print, split
     log(f"\n{split} split ({', '.join(report['symbols'])}; metrics averaged over symbols; "
         f"costs {params.costs.total_bps:g} bps per unit traded):")
     log(format_table(table_rows(report[split])))
+    for line in interval_lines(report[split]):
+        log(line)
+    log(f"selected policy: {report['model']} ({report['selection_reason']})")
     log(f"report: {run_dir / name}")
     return report

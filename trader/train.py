@@ -134,7 +134,7 @@ def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> di
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
 
-    from trader.callbacks import CheckpointCallback, ProgressCallback, ValidationCallback
+    from trader.callbacks import CheckpointCallback, EpisodeStatsCallback, ProgressCallback, ValidationCallback
     from trader.evaluate import validation_score
 
     model.set_logger(configure(str(run_dir / "logs" / f"from_step_{model.num_timesteps}"), ["csv", "tensorboard"]))
@@ -146,7 +146,7 @@ def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> di
     remaining = params.train.timesteps - model.num_timesteps
     try:
         model.learn(total_timesteps=max(remaining, 0), reset_num_timesteps=False,
-                    callback=CallbackList([checkpoints, validation, progress]))
+                    callback=CallbackList([checkpoints, validation, progress, EpisodeStatsCallback()]))
     except KeyboardInterrupt:
         path = checkpoints.save_now()
         log(f"\ninterrupted: saved {path} at step {checkpoints.trained_steps:,}; "
@@ -197,6 +197,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
     from signals.build import available_cores
     from trader.report import write_report
     from trader.runinfo import new_run_dir, update_run_record, write_run_record
+    from trader.selection import select_policy
 
     configure_learner(params.train.torch_threads)
     # Before any pool starts (the build's included): env workers then fork with torch and SB3 loaded.
@@ -224,6 +225,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
         stats = learn(model, params, run_dir, store, log)
     finally:
         env.close()
+    select_policy(run_dir, store, params, log)
     report = write_report(run_dir, store, params, log=log)
     return run_dir, stats, report
 
