@@ -161,9 +161,9 @@ def _drop_stale_caches(cache_dir: Path, digest: str) -> int:
 
 def _numba_cache_dir() -> Path:
     """Where numba caches this package's kernels: ``__pycache__`` beside the sources, or the
-    directory that ``NUMBA_CACHE_DIR`` or an unwritable source tree sends it to. Read from a
-    dispatcher's cache locator, numba's private ``_cache._cache_path``: the one place that uses it."""
-    path = getattr(getattr(sma_nb, "_cache", None), "_cache_path", None)
+    directory that ``NUMBA_CACHE_DIR`` or an unwritable source tree sends it to (numba's
+    dispatcher reports it in ``stats.cache_path``; every module here shares one directory)."""
+    path = getattr(getattr(sma_nb, "stats", None), "cache_path", None)
     return Path(path) if path else _SOURCE_DIR / "__pycache__"
 
 
