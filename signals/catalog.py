@@ -96,8 +96,8 @@ def _axes(family: Family, grid: Mapping[str, Any]) -> list[tuple]:
     axes = [tuple(dict.fromkeys(_as_values(grid.get(p, family.default_grid[p])))) for p in known]
     for param, values in zip(known, axes):
         domain = family.domain.get(param)
-        for value in values if domain is not None else ():
-            problem = domain.problem(family.name, param, value)
+        problems = [domain.problem(family.name, param, v) for v in values] if domain is not None else []
+        for problem in problems:
             if problem:
                 raise GridError(family.name, param, problem)
     return axes
@@ -170,7 +170,7 @@ def compute_variants(family: Family, bars: Ohlcv, params_list: Sequence[dict]) -
     return out
 
 
-def max_lookback(grids: Mapping[str, Mapping[str, Sequence]] | None = None) -> int:
+def max_lookback(grids: Mapping[str, Mapping[str, Sequence] | None] | None = None) -> int:
     """Longest warm-up over the given families and all their variants.
 
     ``grids`` maps family names to grids as in :func:`expand_grid` (an empty or

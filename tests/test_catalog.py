@@ -285,5 +285,6 @@ def test_the_build_command_stops_at_a_bad_grid_value_before_writing_anything(tmp
     code = signals.build.main(["--data", str(DATA / "STOCKS_GOOGL.csv"), "--out", str(out),
                                "--set", "signals.families.rsi.window=[0,-5]"])
     assert code == 2
-    assert "error: signals.families.rsi.window: 0 is not a valid window (rsi needs window >= 2)" in capsys.readouterr().err
+    message = "error: signals.families.rsi.window: 0 is not a valid window (rsi needs window >= 2)"
+    assert message in capsys.readouterr().err
     assert not out.exists()

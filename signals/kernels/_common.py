@@ -6,6 +6,7 @@ Private to ``signals.kernels``; see the package docstring for the conventions.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 from llvmlite import ir
@@ -17,9 +18,9 @@ from numba.extending import intrinsic
 _TA_EPSILON = 1e-8
 # Division by zero gives inf/NaN instead of raising: every division that can meet a
 # zero is guarded explicitly, and the per-division checks would cost speed and code size.
-_JIT = {"cache": True, "error_model": "numpy"}
+_JIT: dict[str, Any] = {"cache": True, "error_model": "numpy"}
 # Recursions also allow fused multiply-add contraction (only that; see the docstring).
-_JIT_FMA = {**_JIT, "fastmath": {"contract"}}
+_JIT_FMA: dict[str, Any] = {**_JIT, "fastmath": {"contract"}}
 # Index cast for hot loops: numba wraps negative signed indices (x[-1]), which costs
 # three integer instructions per access that LLVM cannot drop when the start of the loop
 # is a runtime value (s + window - 1); an unsigned index has no wraparound. Only used
@@ -90,7 +91,7 @@ def _nan_head_nb(n: int, start: int) -> np.ndarray:
     """
     out = np.empty(n)
     if n >= _HUGEPAGE_MIN_ITEMS:
-        _advise_huge_pages_nb(out)
+        _advise_huge_pages_nb(out)  # type: ignore[call-arg]  # numba supplies the typing context
     out[: min(max(start, 0), n)] = np.nan
     return out
 
