@@ -23,18 +23,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_dict, to_toml
+from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_toml
 from signals import store
+from signals.cache import data_hashes, store_cache_key, task_key, variant_code_hash  # store_cache_key: re-exported
 from signals.threads import cap_thread_env
 from signals.worker import Task, init_worker, run_task
 
-SIGNALS_DIR = Path(__file__).resolve().parent
-# The code whose change must invalidate stored variants and selections. build.py's own selection
-# steps (averaging scores over symbols, stacking training rows) are covered by SELECTION_VERSION:
-# bump it when they change, so that a refactor of the command line does not invalidate every store.
-VARIANT_CODE = ("kernels.py", "catalog.py")
-SELECTION_CODE = ("score.py", "data.py")
-SELECTION_VERSION = 1
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet")
 
 
@@ -85,40 +79,6 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-# ---------------------------------------------------------------- cache keys
-
-def code_hash(names: Iterable[str]) -> str:
-    return store.sha256_json({name: (SIGNALS_DIR / name).read_text() for name in names})
-
-
-def data_hashes(params: Params) -> dict[str, str]:
-    hashes = {}
-    for item in params.data.paths:
-        path = Path(item)
-        if not path.is_file():
-            raise ConfigError(f"data.paths: {path} does not exist (working directory {Path.cwd()})")
-        hashes[path.stem] = store.sha256_file(path)
-    if len(hashes) != len(params.data.paths):
-        raise ConfigError("data.paths: two files have the same name; symbols are named after the file stem")
-    return hashes
-
-
-def store_cache_key(params: Params, hashes: dict[str, str] | None = None) -> str:
-    """Covers the data, the catalogue's and pipeline's code, and every parameter that shapes the store."""
-    return store.sha256_json({
-        "data": hashes if hashes is not None else data_hashes(params),
-        "code": code_hash(VARIANT_CODE + SELECTION_CODE),
-        "selection_version": SELECTION_VERSION,
-        "store_format": store.STORE_FORMAT,
-        "params": {s: to_dict(getattr(params, s)) for s in ("data", "split", "costs", "signals")},
-    })
-
-
-def task_key(data_sha: str, family: str, params_chunk: Sequence[dict], variant_code: str) -> str:
-    """A task's output depends only on its symbol's bars, its family's code and its parameters."""
-    return store.sha256_json([data_sha, family, list(params_chunk), variant_code])[:24]
-
-
 # ---------------------------------------------------------------- market data
 
 @dataclass(frozen=True)
@@ -155,30 +115,15 @@ class Plan:
 
 
 def family_grids(params: Params) -> dict[str, list[dict]]:
-    """Expanded parameter variants per enabled family; unknown family names fail with a suggestion."""
-    import difflib
+    """Expanded parameter variants per enabled family, every value checked against its family's domain."""
+    from signals.catalog import family_grids as checked_grids
 
-    from signals.catalog import CATALOG, expand_grid
-
-    for name in list(params.signals.families) + list(params.signals.disabled):
-        if name not in CATALOG:
-            close = difflib.get_close_matches(name, list(CATALOG), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"signals.families: unknown family '{name}'{hint}")
-    grids = {}
-    for name, family in CATALOG.items():
-        if name in params.signals.disabled:
-            continue
-        try:
-            grids[name] = expand_grid(family, params.signals.families.get(name))
-        except ValueError as exc:
-            raise ConfigError(f"signals.families.{name}: {exc}") from None
-    return grids
+    return checked_grids(params.signals.families, params.signals.disabled)
 
 
 def plan_tasks(root: Path, variants_dir: Path, inputs: dict[str, SymbolInput], grids: dict[str, list[dict]],
                chunk: int) -> Plan:
-    variant_code = code_hash(VARIANT_CODE)
+    variant_code = variant_code_hash()
     chunks = [(family, tuple(variants[i:i + chunk]))
               for family, variants in grids.items() for i in range(0, len(variants), chunk)]
     tasks = [Task(str(root), str(variants_dir), symbol, family,
@@ -459,8 +404,8 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
     # Compile every kernel once, here, so workers load numba's cache instead of all compiling at once.
     from signals.catalog import CATALOG, warm_up
 
+    grids = family_grids(params)  # a bad grid value fails here, before any compiling or loading
     warm_up()
-    grids = family_grids(params)
     warmup = max(CATALOG[family].lookback(**p) for family, variants in grids.items() for p in variants)
     embargo = warmup + params.signals.horizon + params.split.extra_embargo
     inputs = load_inputs(params, hashes, warmup, embargo)

@@ -33,6 +33,8 @@ def init_worker() -> None:
 
 def run_task(task: Task) -> dict[str, Any]:
     """Compute the task's variants, write them to the store, return only small metadata."""
+    # Imported here, not at the top: signals.build imports this module, and the catalogue brings numba,
+    # the kernels and the families (about 0.4 s measured), which an up-to-date build never needs.
     from signals.catalog import CATALOG, Ohlcv, compute_variants
 
     started = time.perf_counter()

@@ -3,6 +3,7 @@ an exact warm-up), causality, and the grid helpers."""
 
 from __future__ import annotations
 
+import math
 import pickle
 import tomllib
 import zlib
@@ -12,20 +13,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import signals.build
+from settings import ConfigError
 from signals.catalog import (
     CATALOG,
     FEATURE_BOUND,
     Family,
+    GridError,
     Ohlcv,
+    check_grid,
     compute_variants,
     default_grids_toml,
     expand_grid,
+    family_grids,
     max_lookback,
     variant_label,
     warm_up,
 )
+from signals.families.base import Below, Positive, Whole
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
 
 
 def make_bars(n: int, seed: int) -> Ohlcv:
@@ -193,3 +201,90 @@ def test_warm_up_and_input_checks() -> None:
     # Non-contiguous float32 input is converted, not rejected.
     strided = Ohlcv(*(np.repeat(a, 2)[::2].astype(np.float32) for a in BARS))
     assert np.isfinite(CATALOG["rsi"].compute(strided, window=14)[20:]).all()
+
+
+def test_parameters_toml_holds_the_default_grids_as_generated() -> None:
+    # parameters.toml's [signals.families.*] sections are default_grids_toml() pasted verbatim.
+    assert default_grids_toml() in (ROOT / "parameters.toml").read_text()
+
+
+# ---------------------------------------------------------------- parameter domains
+
+PARAMS = [(name, param) for name in FAMILIES for param in CATALOG[name].default_grid]
+
+
+def bad_values(domain: object) -> list[object]:
+    """Values just outside a domain, and values of the wrong kind."""
+    if isinstance(domain, Whole):
+        return [domain.low - 1, -5, domain.low + 0.5, "14", True, math.nan]
+    assert isinstance(domain, Positive), domain
+    return [0.0, -1.0, math.inf, math.nan, "2"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_has_a_domain_per_parameter_that_accepts_its_defaults(name: str) -> None:
+    family = CATALOG[name]
+    assert set(family.domain) == set(family.default_grid)
+    for param, values in family.default_grid.items():
+        assert all(family.domain[param].problem(name, param, v) is None for v in values), param
+    # The defaults pass the start-up check unchanged, every value taking part in some variant.
+    assert check_grid(family) == expand_grid(family)
+    assert family_grids({})[name] == expand_grid(family)
+
+
+@pytest.mark.parametrize("name, param", PARAMS)
+def test_every_domain_rejects_a_bad_value_naming_the_key(name: str, param: str) -> None:
+    family = CATALOG[name]
+    for value in bad_values(family.domain[param]):
+        with pytest.raises(GridError) as info:
+            expand_grid(family, {param: [family.default_grid[param][-1], value]})
+        assert info.value.key == f"signals.families.{name}.{param}" and name in str(info.value), value
+        with pytest.raises(ConfigError, match=rf"^signals\.families\.{name}\.{param}: .* is not a valid "):
+            family_grids({name: {param: [value]}})
+
+
+def test_a_bad_window_reads_like_the_other_config_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        family_grids({"rsi": {"window": [0, -5]}})
+    assert str(info.value) == "signals.families.rsi.window: 0 is not a valid window (rsi needs window >= 2)"
+    with pytest.raises(ConfigError, match=r"signals\.families\.rsi\.window: 2\.5 is not a valid window "
+                                          r"\(rsi needs window >= 2, a whole number\)"):
+        family_grids({"rsi": {"window": [14, 2.5]}})
+    with pytest.raises(ConfigError, match=r"signals\.families\.bb_pctb\.nbdev: 0\.0 is not a valid band width "
+                                          r"\(bb_pctb needs nbdev > 0\)"):
+        family_grids({"bb_pctb": {"nbdev": [0.0]}})
+    with pytest.raises(ConfigError, match=r"unknown family 'rsii' \(did you mean 'rsi'\?\)"):
+        family_grids({"rsii": {"window": [3]}})
+    with pytest.raises(ConfigError, match=r"signals\.families\.rsi: family 'rsi' has no parameter 'windw'"):
+        family_grids({"rsi": {"windw": [3]}})
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if isinstance(CATALOG[n].valid, Below)])
+def test_ordered_pairs_reject_a_value_in_no_variant_and_a_grid_with_none(name: str) -> None:
+    family = CATALOG[name]
+    low, high = family.valid.low, family.valid.high
+    top = max(family.default_grid[high])
+    with pytest.raises(ConfigError, match=rf"^signals\.families\.{name}\.{low}: {top} is in no variant "
+                                          rf"\({name} needs {low} < {high}\)"):
+        family_grids({name: {low: [min(family.default_grid[low]), top]}})
+    with pytest.raises(ConfigError, match=rf"^signals\.families\.{name}: no variant"):
+        family_grids({name: {low: [top], high: [top]}})
+    # Expansion alone still filters quietly (what the grid helpers and max_lookback rely on).
+    assert expand_grid(family, {low: [top], high: [top]}) == []
+
+
+def test_disabled_families_are_left_out_and_checked_by_name() -> None:
+    grids = family_grids({}, disabled=("rsi",))
+    assert "rsi" not in grids and set(grids) == set(CATALOG) - {"rsi"}
+    with pytest.raises(ConfigError, match="unknown family 'rsx'"):
+        family_grids({}, disabled=("rsx",))
+
+
+def test_the_build_command_stops_at_a_bad_grid_value_before_writing_anything(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "store"
+    code = signals.build.main(["--data", str(DATA / "STOCKS_GOOGL.csv"), "--out", str(out),
+                               "--set", "signals.families.rsi.window=[0,-5]"])
+    assert code == 2
+    message = "error: signals.families.rsi.window: 0 is not a valid window (rsi needs window >= 2)"
+    assert message in capsys.readouterr().err
+    assert not out.exists()

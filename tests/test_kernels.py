@@ -267,3 +267,66 @@ def test_long_series_keeps_precision() -> None:
     expected = pd.Series(x).rolling(20).std(ddof=0).to_numpy()
     np.testing.assert_allclose(K.rolling_std_nb(x, 20, 0)[-1000:], expected[-1000:], rtol=1e-7)
     np.testing.assert_allclose(K.rolling_sum_nb(x, 20)[-1000:], pd.Series(x).rolling(20).sum()[-1000:], rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the package and numba's cache
+
+SECTIONS = ("averages", "oscillators", "trend", "volatility", "volume", "stats")
+
+
+def test_every_kernel_lives_in_one_section_and_is_importable_from_the_package() -> None:
+    import importlib
+
+    home: dict[str, str] = {}
+    for section in SECTIONS:
+        module = importlib.import_module(f"signals.kernels.{section}")
+        for name in module.__all__:
+            assert name not in home, (name, home.get(name), section)
+            home[name] = section
+            assert getattr(K, name) is getattr(module, name)
+    assert sorted(home) == sorted(K.__all__)
+
+
+def test_a_changed_source_digest_drops_every_cache_file_and_an_unchanged_one_none(tmp_path) -> None:
+    def cache_files() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".nbi", ".nbc"))
+
+    def fake_cache() -> None:
+        for name in ("averages.sma_nb-10.py311.nbi", "averages.sma_nb-10.py311.1.nbc",
+                     "oscillators.stochf_nb-90.py311.nbi"):
+            (tmp_path / name).write_text("machine code")
+
+    fake_cache()
+    assert K._drop_stale_caches(tmp_path, "digest-a") == 3 and cache_files() == []
+    fake_cache()
+    assert K._drop_stale_caches(tmp_path, "digest-a") == 0 and len(cache_files()) == 3
+    assert K._drop_stale_caches(tmp_path, "digest-b") == 3 and cache_files() == []
+
+
+def test_the_sources_digest_changes_with_any_kernel_module(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    copy = tmp_path / "kernels"
+    shutil.copytree(K._SOURCE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(K, "_SOURCE_DIR", copy)
+    before = K.sources_digest()
+    for path in sorted(copy.glob("*.py")):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        assert K.sources_digest() != before, path.name
+        path.write_bytes(original)
+    assert K.sources_digest() == before
+
+
+def test_kernels_are_cached_under_their_section_module_and_a_new_process_loads_them() -> None:
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from signals import kernels as K; K.stochf_nb(*[np.ones(30)] * 3, 5, 3); "
+            "print(sum(K.stochf_nb.stats.cache_hits.values()), sum(K.stochf_nb.stats.cache_misses.values()))")
+    root = K._SOURCE_DIR.parents[1]
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    hits, misses = map(int, runs[1].stdout.split())
+    assert (hits, misses) == (1, 0), [r.stdout for r in runs]
+    assert list(K._numba_cache_dir().glob("oscillators.stochf_nb-*.nbi"))
