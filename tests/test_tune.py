@@ -83,7 +83,8 @@ def synthetic_store(params: Params, seed: int = 0, cache_key: str | None = None)
 
 
 def load(params: Params) -> optuna.Study:
-    return optuna.load_study(study_name=params.tune.study_name, storage=tune_storage.open_storage(tune_storage.storage_spec(params)))
+    storage = tune_storage.open_storage(tune_storage.storage_spec(params))
+    return optuna.load_study(study_name=params.tune.study_name, storage=storage)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
@@ -393,6 +394,23 @@ def test_stale_trials_are_told_from_live_ones_by_their_worker(tmp_path, monkeypa
     assert tune_storage.fail_stale_trials(study, opened, only_workers={"elsewhere:1"}) == []
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_on_an_rdb_storage_heartbeats_decide_and_a_dead_workers_trials_are_failed_with_their_reason(tmp_path):
+    """SQLite stands in for PostgreSQL: the same RDBStorage with heartbeats, the same public storage calls."""
+    params = tiny_params(tmp_path)
+    opened = tune_storage.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert tune_storage.uses_heartbeats(opened)
+    study = tune_storage.open_study(opened, params)
+    dead, live = study.ask(), study.ask()
+    dead.set_user_attr("worker", tune_storage.worker_id().rsplit(":", 1)[0] + ":999999999")
+    live.set_user_attr("worker", tune_storage.worker_id())
+    assert tune_storage.fail_stale_trials(study, opened) == []  # neither has stopped beating: heartbeats decide
+    assert tune_storage.fail_stale_trials(study, opened, only_workers={dead.user_attrs["worker"]}) == [0]
+    reopened = optuna.load_study(study_name=params.tune.study_name, storage=opened)
+    assert [t.state for t in reopened.trials] == [TrialState.FAIL, TrialState.RUNNING]
+    assert reopened.trials[0].user_attrs["failed_reason"] == "left RUNNING by a stopped worker"
+
+
 def check_worker_run(params: Params, result, storage: str | None = None) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     study = optuna.load_study(study_name=params.tune.study_name,
@@ -627,7 +645,7 @@ def test_full_mode_builds_one_store_per_selection_sharing_the_variants(tmp_path,
     trials = load(params).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, [t.user_attrs for t in trials]
     assert len(fake_build) == 3
-    for call, trial in zip(fake_build, trials):
+    for call, trial in zip(fake_build, trials, strict=True):
         assert call.build.out == str(tmp_path / "tune" / "stores" / store_cache_key(call)[:12])
         assert call.build.variants_dir == str(tmp_path / "store" / "variants")
         assert call.signals.horizon == trial.params["horizon"] and call.train.timesteps == params.tune.timesteps
@@ -678,7 +696,7 @@ def test_two_trials_with_different_horizons_and_windows_are_scored_on_the_same_v
         "tune.net_width_pow2": [3, 3], "tune.n_epochs": [1, 1], "signals.score_backend": "numpy"})
     signals.build.build(params, log=lambda *_: None)
     bars = []
-    for number, (window, horizon) in enumerate(zip(windows, (1, 4))):
+    for number, (window, horizon) in enumerate(zip(windows, (1, 4), strict=True)):
         values = dict(FIXED, n_steps_pow2=5, batch_size_pow2=5, net_width_pow2=3, n_epochs=1, window=window,
                       horizon=horizon)
         objective.Objective(params, False, tmp / "tune" / "study")(FixedTrial(values, number=number))

@@ -85,7 +85,9 @@ def diverged(model: PPO) -> str | None:
 def learn_to(model: PPO, target: int) -> None:
     """Learn up to `target` steps; a diverged model prunes the trial."""
     try:
-        model.learn(total_timesteps=target - model.num_timesteps, reset_num_timesteps=False, log_interval=None)
+        # log_interval=None: no log lines (SB3 checks for None; its hint says int).
+        model.learn(total_timesteps=target - model.num_timesteps, reset_num_timesteps=False,
+                    log_interval=None)  # type: ignore[arg-type]
     except Exception as exc:  # NaN logits raise inside the policy's distribution
         reason = diverged(model)
         if reason:
@@ -161,7 +163,7 @@ def train_and_score(trial: optuna.Trial, params: Params, store: Store, trial_dir
         record["validation"] = details
         trial.set_user_attr("score_standard_error", score_standard_error(details))
         if keep_checkpoints:
-            for seed, model in zip(seeds, models):
+            for seed, model in zip(seeds, models, strict=True):
                 save_model_atomically(model, trial_dir / f"model_seed{seed}.zip")
     return value
 

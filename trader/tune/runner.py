@@ -119,7 +119,9 @@ def run_workers(specs: list[WorkerSpec], start_method: str, log: Log) -> set[str
     """One process per spec (never threads); returns the `host:pid` of those that failed. Ctrl-C stops them all."""
     host = socket.gethostname()
     context = mp.get_context(start_method)
-    processes = [context.Process(target=_worker_process, args=(spec,), name=f"tune-worker-{i}", daemon=False)
+    # typeshed's BaseContext has no Process attribute; every context get_context returns has one.
+    processes = [context.Process(target=_worker_process, args=(spec,), name=f"tune-worker-{i}",  # type: ignore[attr-defined]
+                                 daemon=False)
                  for i, spec in enumerate(specs)]
     for process in processes:
         process.start()

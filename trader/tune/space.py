@@ -18,8 +18,10 @@ BUDGET_KEYS = ("train.timesteps", "train.n_envs", "ppo.n_epochs", "train.vec_env
 """The values a trial budget may set: what best_params.toml keeps at the run's values, not the trial's."""
 
 
-def sample_params(trial: optuna.Trial, space: TuneConfig, full: bool) -> dict[str, Any]:
+def sample_params(trial: optuna.trial.BaseTrial, space: TuneConfig, full: bool) -> dict[str, Any]:
     """Dotted-key overrides drawn from `trial` within the ranges of `space`; a pure function of the trial.
+
+    `trial` is a live trial or a `FixedTrial` (rebuilding a finished trial's values from its parameters).
 
     Learning rate, entropy coefficient, 1 - gamma and 1 - GAE lambda on log scales; n_steps, batch size
     and the width of the two hidden layers as powers of two (batch size capped at n_steps, so a rollout

@@ -150,7 +150,8 @@ def summarize(study: optuna.Study, params: Params, out_dir: Path, log: Log = pri
     """Top-3 table, deflated Sharpe ratio, best_params.toml, trials.csv and plots; returns figures for run.json."""
     trials = study.get_trials(deepcopy=False)
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+                      key=lambda t: float(t.value or 0.0), reverse=True)
     log(f"{len(trials)} trial(s) in the study: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_trials_csv(study, out_dir / "trials.csv")
@@ -206,13 +207,18 @@ def write_plots(study: optuna.Study, out_dir: Path, n_complete: int, log: Log) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as optuna_plots
+
+    def save(axes: Any, path: Path) -> None:
+        figure = axes.figure
+        assert isinstance(figure, Figure)  # optuna's plots are whole figures, not subfigures
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(figure)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna's ExperimentalWarning on its matplotlib backend
-        axes = optuna_plots.plot_optimization_history(study, target_name="validation Sharpe")
-        axes.figure.savefig(out_dir / "history.png", dpi=100, bbox_inches="tight")
-        plt.close(axes.figure)
+        save(optuna_plots.plot_optimization_history(study, target_name="validation Sharpe"), out_dir / "history.png")
         if n_complete < 2:
             log("importances.png skipped: parameter importances need at least 2 complete trials")
             return
@@ -221,5 +227,4 @@ def write_plots(study: optuna.Study, out_dir: Path, n_complete: int, log: Log) -
         except (RuntimeError, ValueError, ZeroDivisionError) as exc:
             log(f"importances.png skipped: {exc}")
             return
-        axes.figure.savefig(out_dir / "importances.png", dpi=100, bbox_inches="tight")
-        plt.close(axes.figure)
+        save(axes, out_dir / "importances.png")
