@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import TypedDict
 
 import numpy as np
 
@@ -22,6 +23,15 @@ EULER_GAMMA = 0.5772156649015329
 """The Euler-Mascheroni constant of the paper's expected-maximum approximation."""
 
 _NORMAL = NormalDist()
+
+
+class ReturnMoments(TypedDict):
+    """What the standard error of a Sharpe estimate needs from its returns."""
+
+    n: int
+    sharpe: float
+    skewness: float
+    kurtosis: float
 
 
 def expected_max_sharpe(n_trials: int, variance: float) -> float:
@@ -77,7 +87,7 @@ def deflated_sharpe_ratio(sharpe: float, n_trials: int, trials_variance: float, 
                            trials_variance)
 
 
-def return_moments(returns: np.ndarray) -> dict[str, float]:
+def return_moments(returns: np.ndarray) -> ReturnMoments:
     """n, per-period Sharpe (mean / population std, as `trader.metrics` computes it), skewness, kurtosis.
 
     A series without spread (a flat book) has a Sharpe ratio of 0, as in `trader.metrics`, and is given

@@ -13,7 +13,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import optuna
@@ -32,6 +32,21 @@ from trader.tune.storage import worker_id
 
 if TYPE_CHECKING:
     from stable_baselines3 import PPO
+
+
+class SymbolValidation(TypedDict):
+    """One seed's validation figures on one symbol (result.json's `validation`, one dict per seed)."""
+
+    bars: list[int]
+    """[first bar, last bar + 1] of the evaluation: n positions and the n + 1 prices they are valued at."""
+    n: int
+    """Returns scored (one per position)."""
+    sharpe: float
+    """Per-bar Sharpe ratio of the agent's net returns (the score is its annualised value)."""
+    skewness: float
+    kurtosis: float
+    """Plain (not excess) kurtosis of the agent's net returns."""
+    periods_per_year: float
 
 
 # ---------------------------------------------------------------- the trial's store
@@ -98,7 +113,7 @@ def learn_to(model: PPO, target: int) -> None:
         raise optuna.TrialPruned(f"diverged: {reason}")
 
 
-def validation_result(model: PPO, store: Store, params: Params) -> tuple[float, dict[str, dict[str, Any]]]:
+def validation_result(model: PPO, store: Store, params: Params) -> tuple[float, dict[str, SymbolValidation]]:
     """(score, per symbol: bars, n, per-bar Sharpe, skewness, kurtosis, periods per year) on validation.
 
     The score is `trader.evaluate.validation_score`'s figure (tests check they agree); the agent's net
@@ -109,12 +124,13 @@ def validation_result(model: PPO, store: Store, params: Params) -> tuple[float, 
     for symbol, result in summary["per_symbol"].items():
         equity = np.asarray(curves[symbol]["agent"][1], dtype=np.float64)
         moments = return_moments(equity[1:] / equity[:-1] - 1.0)
-        symbols[symbol] = {"bars": list(result["bars"]), **moments,
-                           "periods_per_year": store.symbol(symbol).periods_per_year}
+        symbols[symbol] = SymbolValidation(bars=list(result["bars"]), n=moments["n"], sharpe=moments["sharpe"],
+                                           skewness=moments["skewness"], kurtosis=moments["kurtosis"],
+                                           periods_per_year=store.symbol(symbol).periods_per_year)
     return float(summary["agent"]["sharpe"]), symbols
 
 
-def score_standard_error(per_seed: list[dict[str, dict[str, Any]]]) -> float:
+def score_standard_error(per_seed: list[dict[str, SymbolValidation]]) -> float:
     """Standard error of a trial's score (annualised): the mean of its seeds' and symbols' standard errors.
 
     Each is the standard error of one annualised Sharpe estimate (`sharpe_standard_error` x sqrt(bars
@@ -142,7 +158,7 @@ def train_and_score(trial: optuna.Trial, params: Params, store: Store, trial_dir
             seeded = params if seed == params.train.seed else replace_path(params, {"train.seed": seed})
             models.append(new_model(seeded, env, device))
         scores = [math.nan] * len(models)
-        details: list[dict[str, dict[str, Any]]] = [{} for _ in models]
+        details: list[dict[str, SymbolValidation]] = [{} for _ in models]
         value = math.nan
         for step, target in enumerate(targets, start=1):
             for i, model in enumerate(models):

@@ -15,7 +15,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypedDict
 
 import numpy as np
 import optuna
@@ -26,6 +26,23 @@ from signals.store import save_text
 from trader.stats import deflated_sharpe, expected_max_sharpe
 from trader.tune import Log
 from trader.tune.space import budget_changes, sample_params
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+class Deflation(TypedDict):
+    """The deflated Sharpe ratio of the best trial and what went into it (run.json's `deflated_sharpe`)."""
+
+    deflated_sharpe: float
+    n_trials: int
+    """Scored trials: complete ones and pruned ones (at their last report)."""
+    trials_variance: float
+    """Sample variance of the scored trials' scores (annualised Sharpe ratios)."""
+    expected_max_sharpe: float
+    """The best score that many skill-less trials with that variance would be expected to show."""
+    standard_error: float
+    """Of the best trial's score, from its validation returns."""
 
 
 # ---------------------------------------------------------------- progress lines
@@ -79,19 +96,19 @@ def scored_values(trials: list[FrozenTrial]) -> list[float]:
     return [v for v in values if math.isfinite(v)]
 
 
-def deflation(trials: list[FrozenTrial], best: FrozenTrial) -> dict[str, Any] | None:
+def deflation(trials: list[FrozenTrial], best: FrozenTrial) -> Deflation | None:
     """The deflated Sharpe ratio of `best` among `trials` and what went into it; None without its error."""
     error = best.user_attrs.get("score_standard_error")
     scores = scored_values(trials)
     if error is None or not scores or best.value is None:
         return None
     variance = float(np.var(scores, ddof=1)) if len(scores) > 1 else 0.0
-    return {"deflated_sharpe": deflated_sharpe(best.value, error, len(scores), variance),
-            "n_trials": len(scores), "trials_variance": variance,
-            "expected_max_sharpe": expected_max_sharpe(len(scores), variance), "standard_error": error}
+    return Deflation(deflated_sharpe=deflated_sharpe(best.value, error, len(scores), variance),
+                     n_trials=len(scores), trials_variance=variance,
+                     expected_max_sharpe=expected_max_sharpe(len(scores), variance), standard_error=float(error))
 
 
-def deflation_line(figures: dict[str, Any] | None) -> str:
+def deflation_line(figures: Deflation | None) -> str:
     if figures is None:
         return "deflated Sharpe ratio: not available (the best trial recorded no standard error)"
     return (f"deflated Sharpe ratio of the best trial: {figures['deflated_sharpe']:.4f} (P[true Sharpe > "
@@ -117,7 +134,7 @@ def best_training_overrides(trial: FrozenTrial, space: TuneConfig) -> dict[str, 
     return sample_params(optuna.trial.FixedTrial(trial.params), space, full=full)
 
 
-def best_params_header(study_name: str, best: FrozenTrial, figures: dict[str, Any] | None,
+def best_params_header(study_name: str, best: FrozenTrial, figures: Deflation | None,
                        changes: dict[str, tuple[Any, Any]]) -> list[str]:
     """The comment lines at the top of best_params.toml: the trial, its DSR, what its budget changed."""
     lines = [f"# best trial {best.number} of study {study_name!r}: validation Sharpe {best.value:+.4f} "
@@ -135,7 +152,7 @@ def best_params_header(study_name: str, best: FrozenTrial, figures: dict[str, An
 
 
 def write_best_params(path: Path, params: Params, study_name: str, best: FrozenTrial,
-                      figures: dict[str, Any] | None) -> Params:
+                      figures: Deflation | None) -> Params:
     """best_params.toml: the base tree with the best trial's values, under its header; returns the tree."""
     best_params = replace_path(params, best_training_overrides(best, params.tune))
     changes = budget_changes(best_params, best.user_attrs.get("budget", {}))
@@ -210,7 +227,7 @@ def write_plots(study: optuna.Study, out_dir: Path, n_complete: int, log: Log) -
     from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as optuna_plots
 
-    def save(axes: Any, path: Path) -> None:
+    def save(axes: Axes, path: Path) -> None:
         figure = axes.figure
         assert isinstance(figure, Figure)  # optuna's plots are whole figures, not subfigures
         figure.savefig(path, dpi=100, bbox_inches="tight")
