@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     # The runner is imported once the arguments parse: it brings optuna, torch and stable-baselines3.
-    # Measured on the 2-core machine: `--help` answers in about 0.45 s without it; importing it takes 2.4 s.
+    # Measured on the 2-core machine: `--help` answers in about 0.45 s without it; importing it takes 2.4-5 s.
     from trader.tune.runner import WorkerError, run_study
 
     try:

@@ -218,8 +218,8 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
 
 def write_plots(study: optuna.Study, out_dir: Path, n_complete: int, log: Log) -> None:
     """history.png always; importances.png from 2 complete trials (skipped with a note otherwise)."""
-    # Imported here, not at the top: matplotlib and optuna's matplotlib backend take 1.0-1.5 s to import
-    # (measured on the 2-core machine), and every spawned worker process imports this module but never plots.
+    # Imported here, not at the top: matplotlib and optuna's matplotlib backend add 0.5-1.0 s to a process's
+    # start (measured on the 2-core machine), and every spawned worker process imports this module but never plots.
     import matplotlib
 
     matplotlib.use("Agg")
