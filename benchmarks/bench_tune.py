@@ -51,7 +51,7 @@ def timed_trial(params: Params, fast: bool, out: Path, number: int, values: dict
                 ) -> tuple[float, float, float]:
     """(seconds, validation Sharpe, seconds inside signals.build.build) of one trial."""
     import signals.build
-    from trader.tune import Objective
+    from trader.tune.objective import Objective
 
     real_build, build_seconds = signals.build.build, [0.0]
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "tune.fast.timesteps": max(1, params.tune.fast.timesteps // 8)})
     import signals.build
     from trader.train import configure_learner
-    from trader.tune import trial_budget
+    from trader.tune.space import trial_budget
 
     configure_learner(params.train.torch_threads)  # as a tuning worker does
     started = time.perf_counter()
