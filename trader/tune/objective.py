@@ -119,7 +119,7 @@ def validation_result(model: PPO, store: Store, params: Params) -> tuple[float, 
     The score is `trader.evaluate.validation_score`'s figure (tests check they agree); the agent's net
     returns are read back from its equity curve, which is all the evaluation keeps of them.
     """
-    summary, curves = evaluate_policy(model_predictor(model), store, params, "validation")
+    summary, curves = evaluate_policy(model_predictor(model), store, params, "validation", intervals=False)
     symbols = {}
     for symbol, result in summary["per_symbol"].items():
         equity = np.asarray(curves[symbol]["agent"][1], dtype=np.float64)
