@@ -542,7 +542,7 @@ def log_splits(inputs: dict[str, SymbolInput], split_info: dict[str, Any], log: 
     dates = split_info.get("dates")
     where = (f"common calendar, cut at {dates['train_end']} and {dates['validation_end']}" if dates
              else "each symbol on its own calendar (split.calendar = \"per_symbol\")")
-    log(f"splits: {where}; purge {split_info['purge']} bars after each cut")
+    log(f"splits: {where}; purge: {split_info['purge']} bar(s) after each cut")
     for symbol, info in inputs.items():
         repairs = ", ".join(f"{k}: {v}" for k, v in info.bars.repairs.items() if v) or "none needed"
         ts = info.bars.timestamps

@@ -29,10 +29,10 @@ Supported layouts (``fmt``), detected by :func:`detect_format` when ``fmt="auto"
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,7 @@ import pandas as pd
 # Splitting lives in signals.splits; these two are re-exported for callers that import them from here.
 from signals.splits import MIN_SPLIT_BARS, split_bounds
 
-__all__ = ["Bars", "DataError", "FORMATS", "load_bars", "detect_format", "split_bounds"]
+__all__ = ["FORMATS", "MIN_SPLIT_BARS", "Bars", "DataError", "detect_format", "load_bars", "split_bounds"]
 
 FORMATS = ("auto", "plain", "dayfirst", "index", "mt5", "parquet")
 

@@ -20,8 +20,9 @@ a label that looks ``horizon`` bars ahead can carry a later split's prices into 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ def fraction_edges(days: np.ndarray, fractions: Sequence[float]) -> list[int]:
         raise ValueError("the calendar is empty: no bar is left after the warm-up")
     edges = []
     for fraction in fractions:
-        i = int(round(fraction * n))
+        i = round(fraction * n)
         edges.append(int(days[i]) if i < n else int(days[-1]) + 1)
     return edges
 
@@ -109,14 +110,15 @@ def cut_calendar(timestamps: Mapping[str, np.ndarray], edges: Sequence[int], *, 
         raise ValueError(f"cut_calendar: {len(edges)} cut dates need {len(edges) + 1} names (got {list(names)})")
     if warmup < 0 or purge < 0:
         raise ValueError(f"cut_calendar: warmup ({warmup}) and purge ({purge}) must be >= 0")
-    if any(b <= a for a, b in zip(edges, edges[1:])):
+    if any(b <= a for a, b in pairwise(edges)):
         raise ValueError(f"cut_calendar: cut dates must increase (got {[iso(int(e)) for e in edges]})")
     times = {s: np.asarray(ts, dtype=np.int64) for s, ts in timestamps.items()}
     first = min((int(ts[warmup]) for ts in times.values() if len(ts) > warmup), default=_NEVER)
     starts = [max(first, start if start is not None else first)]
     starts += [_resume(times, int(edge), purge) for edge in edges]
     ends = [int(edge) for edge in edges] + [end if end is not None else _NEVER]
-    bounds = {symbol: {name: _bar_range(ts, s, e, warmup) for name, s, e in zip(names, starts, ends)}
+    bounds = {symbol: {name: _bar_range(ts, s, e, floor) for name, s, e, floor
+                       in zip(names, starts, ends, _floors(ts, edges, warmup, purge))}
               for symbol, ts in times.items()}
     return Cuts(bounds=bounds, starts=dict(zip(names, starts)), ends=dict(zip(names, ends)), purge=purge)
 
@@ -131,9 +133,18 @@ def _resume(times: Mapping[str, np.ndarray], edge: int, purge: int) -> int:
     return resume
 
 
-def _bar_range(ts: np.ndarray, start: int, end: int, warmup: int) -> tuple[int, int]:
-    """Bars of ``ts`` at or after ``start`` (and after the warm-up) and before ``end``."""
-    a = max(int(np.searchsorted(ts, start, side="left")), min(warmup, len(ts)))
+def _floors(ts: np.ndarray, edges: Sequence[int], warmup: int, purge: int) -> list[int]:
+    """Each segment's first admissible bar of one symbol: after its warm-up, then ``purge`` bars past each cut.
+
+    The common resume date already ensures this for every symbol with bars after its purge; this also
+    keeps the later segment empty for one whose bars end inside the purge.
+    """
+    return [warmup] + [int(np.searchsorted(ts, edge, side="left")) + purge for edge in edges]
+
+
+def _bar_range(ts: np.ndarray, start: int, end: int, floor: int) -> tuple[int, int]:
+    """Bars of ``ts`` at or after ``start`` and index ``floor``, and before ``end``."""
+    a = max(int(np.searchsorted(ts, start, side="left")), min(floor, len(ts)))
     b = int(np.searchsorted(ts, end, side="left"))
     return a, max(a, b)
 

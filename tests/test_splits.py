@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from signals.splits import (MIN_SPLIT_BARS, SPLITS, calendar, cut_calendar, date_edge, fraction_edges,
-                            split_bounds, split_symbols)
-
-
-def times(start: str, periods: int, freq: str) -> np.ndarray:
-    return pd.date_range(start, periods=periods, freq=freq).as_unit("ns").asi8
+from signals.splits import (
+    MIN_SPLIT_BARS,
+    SPLITS,
+    calendar,
+    cut_calendar,
+    date_edge,
+    fraction_edges,
+    split_bounds,
+    split_symbols,
+)
 
 
 def daily(n: int, start: str = "2020-01-01") -> np.ndarray:
-    return times(start, n, "D")
+    return pd.date_range(start, periods=n, freq="D").as_unit("ns").asi8
 
 
 def interleaved_basket() -> dict[str, np.ndarray]:
@@ -128,12 +134,21 @@ def test_cut_calendar_cuts_any_number_of_consecutive_purged_segments_between_a_s
     cuts = cut_calendar(basket, edges, warmup=10, purge=2, names=names, start=date_edge("2020-03-01", "s"), end=end)
     for symbol, ts in basket.items():
         ranges = [cuts.bounds[symbol][n] for n in names]
-        assert all(stop1 + 2 <= start2 for (_, stop1), (start2, _) in zip(ranges, ranges[1:]) if start2 < len(ts))
+        assert all(stop1 + 2 <= start2 for (_, stop1), (start2, _) in pairwise(ranges) if start2 < len(ts))
         assert ts[ranges[0][0]] >= date_edge("2020-03-01", "s")
         assert ranges[-1][1] == len(ts) or ts[ranges[-1][1]] >= end
         assert all(ts[b - 1] < cuts.ends[n] for n, (a, b) in zip(names, ranges) if b > a)
     with pytest.raises(ValueError, match="cut dates must increase"):
         cut_calendar(basket, edges[::-1], warmup=0, purge=0, names=names)
+
+
+def test_a_symbol_whose_bars_end_inside_the_purge_has_no_bar_in_the_next_segment():
+    hourly = pd.date_range("2020-01-01", periods=24 * 100, freq="h").as_unit("ns").asi8
+    basket = {"HOURLY": hourly, "SHORT": daily(53)}  # SHORT's last three days fall in its purge after day 50
+    cut = int(daily(53)[50])
+    cuts = cut_calendar(basket, [cut], warmup=0, purge=5, names=["a", "b"])
+    assert cuts.bounds["SHORT"]["b"][1] - cuts.bounds["SHORT"]["b"][0] == 0
+    assert cuts.bounds["HOURLY"]["b"] == (50 * 24 + 5, len(hourly))  # and it costs the others nothing
 
 
 def test_fraction_edges_past_the_last_bar_is_after_every_bar():
@@ -171,16 +186,16 @@ def test_one_date_with_fraction_for_the_other_cut() -> None:
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    (dict(train=0.6, validation=0.399), r"the test split has \d+ bars.*change split.train=0.6, split.validation=0.399"),
-    (dict(train=0.04, validation=0.2, embargo=30), r"the train split has 40 bars.*minimum 50"),
-    (dict(train=0.8, validation=0.3), r"train \+ validation < 1"),
-    (dict(train=0.0, validation=0.3), r"must be > 0"),
-    (dict(train_end="2019-06-01", validation_end="2020-06-01"), r"the train split has 0 bars.*train_end='2019-06-01'"),
-    (dict(train_end="2020-06-01", validation_end="2020-03-01"), r"validation split ends.*validation_end="),
-    (dict(train_end="not a date"), r"train_end='not a date' is not an ISO date"),
-    (dict(warmup=1000), r"warmup of 1000 bars leaves nothing"),
+    ({"train": 0.6, "validation": 0.399}, r"the test split has \d+ bars.*change split.train=0.6, split.validation=0.399"),
+    ({"train": 0.04, "validation": 0.2, "embargo": 30}, r"the train split has 40 bars.*minimum 50"),
+    ({"train": 0.8, "validation": 0.3}, r"train \+ validation < 1"),
+    ({"train": 0.0, "validation": 0.3}, r"must be > 0"),
+    ({"train_end": "2019-06-01", "validation_end": "2020-06-01"}, r"the train split has 0 bars.*train_end='2019-06-01'"),
+    ({"train_end": "2020-06-01", "validation_end": "2020-03-01"}, r"validation split ends.*validation_end="),
+    ({"train_end": "not a date"}, r"train_end='not a date' is not an ISO date"),
+    ({"warmup": 1000}, r"warmup of 1000 bars leaves nothing"),
 ])
 def test_split_errors(kwargs: dict, pattern: str) -> None:
-    args = dict(warmup=0, embargo=0, train=0.6, validation=0.2) | kwargs
+    args = {"warmup": 0, "embargo": 0, "train": 0.6, "validation": 0.2} | kwargs
     with pytest.raises(ValueError, match=pattern):
         split_bounds(1000, daily(1000, "2020-01-01"), **args)
