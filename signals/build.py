@@ -153,11 +153,11 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
 
 def split_record(calendar_mode: str, purge: int, cuts: dict[str, Any]) -> dict[str, Any]:
     """The cut dates for the manifest: one set for a common calendar, one per symbol otherwise."""
-    from signals.splits import iso
+    from signals.splits import SPLITS, iso
 
-    def dates(c: Any) -> dict[str, str]:
-        return {f"{name}_{edge}": iso(getattr(c, edge + "s")[name])
-                for name in ("train", "validation", "test") for edge in ("start", "end")}
+    def dates(c: Any) -> dict[str, str]:  # train_start, train_end, validation_start, ..., test_end ("end")
+        return {f"{name}_{key}": iso(when[name]) for name in SPLITS for key, when in (("start", c.starts),
+                                                                                      ("end", c.ends))}
 
     record: dict[str, Any] = {"calendar": calendar_mode, "purge": purge}
     if calendar_mode == "common":
@@ -528,7 +528,7 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         write_run_record(root, params, argv, hashes, cache_key)
         computed = sum(len(t.params) for t in todo)
         manifest = write_store(root, params, cache_key, inputs, plan, matrices, per_symbol, scores, kept, {
-            "max_lookback": warmup, "purge": purge, "horizon": params.signals.horizon, "split": split_info,
+            "max_lookback": warmup, "horizon": params.signals.horizon, "split": split_info,
             "build": {"workers": workers, "seconds": round(time.perf_counter() - started, 3),
                       "variants_computed": computed}})
     report(manifest, computed, pool_seconds, time.perf_counter() - started, workers, memory.peak_bytes, log)

@@ -35,9 +35,10 @@ def test_store_contents(market):
         assert isinstance(data.features, np.memmap) and data.features.dtype == np.float32
         assert data.features.shape == (1500, opened.n_features) and np.isfinite(data.features).all()
         (a, b), (c, d), (e, f) = (data.splits[s] for s in store.SPLITS)
-        assert a == manifest["max_lookback"] and c - b == manifest["purge"] and e - d == manifest["purge"]
+        purge = manifest["split"]["purge"]
+        assert a == manifest["max_lookback"] and c - b == purge and e - d == purge
         # The purge is the scoring horizon (+ split.extra_embargo = 0), not the lookback: the past is allowed.
-        assert manifest["purge"] == manifest["split"]["purge"] == manifest["horizon"] < manifest["max_lookback"]
+        assert purge == manifest["horizon"] < manifest["max_lookback"]
         assert manifest["symbols"][symbol]["sha256"] == store.sha256_file(Path(manifest["symbols"][symbol]["file"]))
     kept = [f for f in manifest["features"]]
     assert all(set(f) >= {"name", "family", "params", "scores"} for f in kept)
