@@ -53,7 +53,7 @@ class SymbolLayout:
 
     `windows[t - window + 1]` is the flattened observation window ending at bar t (a strided view on the
     memory-mapped features: rows t - window + 1 .. t). `first_bar` is the first decision bar of the split
-    (start + window - 1); `last_bar` (stop - 1) is the last bar of the split: it is observed, never traded
+    (its start, or train start + window - 1 if later); `last_bar` (stop - 1) is the last bar of the split: it is observed, never traded
     from, since trading from it would earn the return to a bar outside the split.
     """
 
@@ -115,12 +115,15 @@ def _layout(store: Store, name: str, split: str, window: int, episode_length: in
     data = store.symbol(name)
     start, stop = data.split(split)
     n_bars = stop - start
-    if window > n_bars - 1:
+    # The window may reach back before the split (the past: features are causal), never into the warm-up
+    # before the training split, where features are not valid yet.
+    first_bar = max(start, data.split("train")[0] + window - 1)
+    steps = stop - 1 - first_bar
+    if steps < 1:
         raise ValueError(
             f"env.window = {window} does not fit the {split!r} split of {name} ({n_bars} bars; an observation "
             f"needs window bars and a step one bar more): lower env.window or give the split more bars via "
             f"{_split_hint(split)}")
-    steps = n_bars - window
     if episode_length is not None and episode_length > steps:
         raise ValueError(
             f"the {split!r} split of {name} has {n_bars} bars, room for {steps} steps after the first window "
@@ -133,7 +136,7 @@ def _layout(store: Store, name: str, split: str, window: int, episode_length: in
     # training and validation, and nothing read from the bars being evaluated.
     scale = training_volatility(close, *data.split("train")) if scaled else 1.0
     return SymbolLayout(name=name, windows=_window_view(features, window), close=close,
-                        first_bar=start + window - 1, last_bar=stop - 1, reward_scale=scale)
+                        first_bar=first_bar, last_bar=stop - 1, reward_scale=scale)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ class TradingEnv(gym.Env):
     A flat `Box` of `window * n_features + 3` float32 values with finite bounds:
 
     * the features of bars t - window + 1 .. t, row by row (bounded by the store's `feature_bound`, default
-      +-5). Only bars inside the split are ever observed: the first decision bar is split start + window - 1.
+      +-5). The window may reach back before the split start (past bars), never before the training split's.
     * position held now, in [-1, 1];
     * time in position: bars since the position last changed (bars flat count too) n, as n / (n + 32), in [0, 1);
     * unrealised return of the open position, u = position * (close[t] / close at the last change - 1),

@@ -48,6 +48,10 @@ class DataConfig:
         require_choice(self.format, ("auto", "plain", "dayfirst", "index", "mt5", "parquet"), "format")
 
 
+SPLIT_CALENDARS = ("common", "per_symbol")
+"""How split dates are placed: the same for every symbol, or each symbol on its own bars (signals.splits)."""
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     train: float = 0.6
@@ -59,9 +63,12 @@ class SplitConfig:
     validation_end: str = ""
     """ISO date ending the validation split; when set, it wins over the fraction."""
     extra_embargo: int = 0
-    """Bars of embargo added to the minimum (longest lookback + scoring horizon) between splits."""
+    """Bars purged after each cut on top of the scoring horizon (features are causal: the past needs no purge)."""
+    calendar: str = "common"
+    """"common": every symbol cut at the same dates (no bar of one inside another's later split); "per_symbol"."""
 
     def __post_init__(self) -> None:
+        require_choice(self.calendar, SPLIT_CALENDARS, "calendar")
         require_fraction(self.train, "train", open_low=True)
         require_fraction(self.validation, "validation", open_low=True)
         require(self.train + self.validation < 1.0, "validation",

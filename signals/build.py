@@ -88,21 +88,43 @@ class SymbolInput:
     splits: dict[str, tuple[int, int]]
 
 
-def load_inputs(params: Params, hashes: dict[str, str], warmup: int, embargo: int) -> dict[str, SymbolInput]:
-    from signals.data import MIN_SPLIT_BARS, load_bars, split_bounds
+def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
+                ) -> tuple[dict[str, SymbolInput], dict[str, Any]]:
+    """Every symbol's bars and split ranges, and the manifest's `split` record (calendar, purge, cut dates)."""
+    from signals.data import load_bars
+    from signals.splits import MIN_SPLIT_BARS, split_symbols
 
-    inputs = {}
-    min_bars = warmup + 2 * embargo + 3 * MIN_SPLIT_BARS
+    min_bars = warmup + 2 * purge + 3 * MIN_SPLIT_BARS
+    loaded = {}
     for item in params.data.paths:
         bars = load_bars(item, params.data.format, min_bars=min_bars)
-        try:
-            splits = split_bounds(len(bars), bars.timestamps, warmup=warmup, embargo=embargo,
-                                  train=params.split.train, validation=params.split.validation,
-                                  train_end=params.split.train_end, validation_end=params.split.validation_end)
-        except ValueError as exc:
-            raise ConfigError(f"{item}: {exc}") from None
-        inputs[bars.symbol] = SymbolInput(bars=bars, sha256=hashes[bars.symbol], splits=splits)
-    return inputs
+        loaded[bars.symbol] = bars
+    split = params.split
+    try:
+        cuts = split_symbols({s: b.timestamps for s, b in loaded.items()}, warmup=warmup, purge=purge,
+                             train=split.train, validation=split.validation, train_end=split.train_end,
+                             validation_end=split.validation_end, calendar_mode=split.calendar)
+    except ValueError as exc:
+        raise ConfigError(f"split: {exc}") from None
+    bounds = {s: b for c in cuts.values() for s, b in c.bounds.items()}
+    inputs = {s: SymbolInput(bars=bars, sha256=hashes[s], splits=dict(bounds[s])) for s, bars in loaded.items()}
+    return inputs, split_record(split.calendar, purge, cuts)
+
+
+def split_record(calendar_mode: str, purge: int, cuts: dict[str, Any]) -> dict[str, Any]:
+    """The cut dates for the manifest: one set for a common calendar, one per symbol otherwise."""
+    from signals.splits import SPLITS, iso
+
+    def dates(c: Any) -> dict[str, str]:  # train_start, train_end, validation_start, ..., test_end ("end")
+        return {f"{name}_{key}": iso(when[name]) for name in SPLITS for key, when in (("start", c.starts),
+                                                                                      ("end", c.ends))}
+
+    record: dict[str, Any] = {"calendar": calendar_mode, "purge": purge}
+    if calendar_mode == "common":
+        record["dates"] = dates(cuts["common"])
+    else:
+        record["dates_per_symbol"] = {s: dates(c) for s, c in cuts.items()}
+    return record
 
 
 # ---------------------------------------------------------------- task plan
@@ -407,17 +429,16 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
     grids = family_grids(params)  # a bad grid value fails here, before any compiling or loading
     warm_up()
     warmup = max(CATALOG[family].lookback(**p) for family, variants in grids.items() for p in variants)
-    embargo = warmup + params.signals.horizon + params.split.extra_embargo
-    inputs = load_inputs(params, hashes, warmup, embargo)
+    # Only a label looking `horizon` bars ahead can carry a later split into an earlier one; windows and
+    # warm-ups at a split's start read earlier bars, the past, which is allowed (features are causal).
+    purge = params.signals.horizon + params.split.extra_embargo
+    inputs, split_info = load_inputs(params, hashes, warmup, purge)
 
     cores = available_cores()
     workers = params.build.workers or cores
     log(f"cores available: {cores}; workers: {workers}, 1 thread each (OMP/MKL/OpenBLAS/numba capped); "
         f"start method: {params.build.start_method}; batches of {params.build.batch_size} tasks")
-    for symbol, info in inputs.items():
-        repairs = ", ".join(f"{k}: {v}" for k, v in info.bars.repairs.items() if v) or "none needed"
-        log(f"  {symbol}: {len(info.bars)} bars from {info.bars.path} (repairs: {repairs}); splits "
-            + ", ".join(f"{k} [{a}, {b})" for k, (a, b) in info.splits.items()) + f"; embargo {embargo} bars")
+    log_splits(inputs, split_info, log)
 
     # From here on the store is being rewritten: without a manifest no reader mistakes it for complete.
     store.remove_manifest(root)
@@ -452,11 +473,27 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         write_run_record(root, params, argv, hashes, cache_key)
         computed = sum(len(t.params) for t in todo)
         manifest = write_store(root, params, cache_key, inputs, plan, matrices, per_symbol, scores, kept, {
-            "max_lookback": warmup, "embargo": embargo, "horizon": params.signals.horizon,
+            "max_lookback": warmup, "horizon": params.signals.horizon, "split": split_info,
             "build": {"workers": workers, "seconds": round(time.perf_counter() - started, 3),
                       "variants_computed": computed}})
     report(manifest, computed, pool_seconds, time.perf_counter() - started, workers, memory.peak_bytes, log)
     return store.open_store(root, expected_key=cache_key)
+
+
+def log_splits(inputs: dict[str, SymbolInput], split_info: dict[str, Any], log: Any) -> None:
+    """Each symbol's bars, repairs and split ranges with their first and last bar times."""
+    import pandas as pd
+
+    dates = split_info.get("dates")
+    where = (f"common calendar, cut at {dates['train_end']} and {dates['validation_end']}" if dates
+             else "each symbol on its own calendar (split.calendar = \"per_symbol\")")
+    log(f"splits: {where}; purge: {split_info['purge']} bar(s) after each cut")
+    for symbol, info in inputs.items():
+        repairs = ", ".join(f"{k}: {v}" for k, v in info.bars.repairs.items() if v) or "none needed"
+        ts = info.bars.timestamps
+        spans = ", ".join(f"{k} [{a}, {b}) {pd.Timestamp(ts[a]):%Y-%m-%d %H:%M}..{pd.Timestamp(ts[b - 1]):%Y-%m-%d %H:%M}"
+                          for k, (a, b) in info.splits.items())
+        log(f"  {symbol}: {len(info.bars)} bars from {info.bars.path} (repairs: {repairs}); {spans}")
 
 
 def report(manifest: dict, computed: int, pool_seconds: float, seconds: float, workers: int, peak_bytes: int,

@@ -1,4 +1,4 @@
-"""Loading, validating and splitting OHLCV bar files.
+"""Loading and validating OHLCV bar files (splitting them into train/validation/test: signals.splits).
 
 Everything here is pure: a file goes in, an immutable :class:`Bars` comes out, or a
 :class:`DataError` that names the file, the line (CSV, header = line 1) or row (Parquet,
@@ -29,15 +29,18 @@ Supported layouts (``fmt``), detected by :func:`detect_format` when ``fmt="auto"
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Bars", "DataError", "FORMATS", "load_bars", "detect_format", "split_bounds"]
+# Splitting lives in signals.splits; these two are re-exported for callers that import them from here.
+from signals.splits import MIN_SPLIT_BARS, split_bounds
+
+__all__ = ["FORMATS", "MIN_SPLIT_BARS", "Bars", "DataError", "detect_format", "load_bars", "split_bounds"]
 
 FORMATS = ("auto", "plain", "dayfirst", "index", "mt5", "parquet")
 
@@ -62,10 +65,6 @@ _ISO_RE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}")
 _DAYFIRST_RE = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{4}")
 _NA_TEXT = {"", "nan", "na", "n/a", "#n/a", "null", "none"}
 _SNIFF_BYTES = 64 * 1024
-
-
-# A split shorter than this cannot score or evaluate anything meaningful.
-MIN_SPLIT_BARS = 50
 
 
 class DataError(ValueError):
@@ -179,46 +178,6 @@ def load_bars(path: str | Path, fmt: str = "auto", min_bars: int = 0) -> Bars:
         repairs=MappingProxyType(repairs),
         **{f: np.ascontiguousarray(v, dtype=np.float64) for f, v in values.items()},
     )
-
-
-def split_bounds(
-    n_bars: int,
-    timestamps: np.ndarray,
-    *,
-    warmup: int,
-    embargo: int,
-    train: float,
-    validation: float,
-    train_end: str = "",
-    validation_end: str = "",
-) -> dict[str, tuple[int, int]]:
-    """Chronological train/validation/test bar ranges, half-open ``(start, stop)``.
-
-    Bars before ``warmup`` (the longest lookback) only warm indicators up.  The usable
-    bars are cut at the ``train`` and ``train + validation`` fractions, or at the first
-    bar on/after ``train_end`` / ``validation_end`` (ISO dates; each one given replaces its
-    fraction, so the date is the first moment *not* in that split).  The first ``embargo``
-    bars after each cut are dropped so that no lookback window straddles two splits.
-    Raises ValueError if any split is shorter than ``MIN_SPLIT_BARS`` bars (the environment
-    checks again against its own window and episode length).
-    """
-    _check_split_args(n_bars, timestamps, warmup, embargo)
-    if not (train_end and validation_end):  # fractions only matter where a date is missing
-        _check_fractions(train, validation)
-    usable = n_bars - warmup
-    cut1 = warmup + int(round(train * usable))
-    cut2 = warmup + int(round((train + validation) * usable))
-    if train_end:
-        cut1 = _date_index(timestamps, train_end, "train_end")
-    if validation_end:
-        cut2 = _date_index(timestamps, validation_end, "validation_end")
-    bounds = {
-        "train": (warmup, cut1),
-        "validation": (cut1 + embargo, cut2),
-        "test": (cut2 + embargo, n_bars),
-    }
-    _check_split_sizes(bounds, embargo, train, validation, train_end, validation_end)
-    return bounds
 
 
 # --------------------------------------------------------------------------- reading
@@ -495,55 +454,3 @@ def _sort_and_dedupe(
     keep = np.concatenate(([True], ~same_time))
     repairs = {"rows_sorted": rows_sorted, "duplicate_rows_dropped": int(np.count_nonzero(~keep))}
     return ts[keep], {f: a[keep] for f, a in values.items()}, repairs
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _check_split_args(n_bars: int, timestamps: np.ndarray, warmup: int, embargo: int) -> None:
-    if len(timestamps) != n_bars:
-        raise ValueError(f"split_bounds: {len(timestamps)} timestamps for {n_bars} bars")
-    if warmup < 0 or embargo < 0:
-        raise ValueError(f"split_bounds: warmup ({warmup}) and embargo ({embargo}) must be >= 0")
-    if warmup >= n_bars:
-        raise ValueError(f"split_bounds: warmup of {warmup} bars leaves nothing of {n_bars} bars")
-
-
-def _check_fractions(train: float, validation: float) -> None:
-    if not (0 < train < 1 and 0 < validation < 1 and train + validation < 1):
-        raise ValueError(
-            f"split fractions train={train}, validation={validation} must be > 0 with "
-            "train + validation < 1 (test gets the rest)"
-        )
-
-
-def _date_index(timestamps: np.ndarray, date: str, name: str) -> int:
-    """Index of the first bar at or after ``date``."""
-    try:
-        stamp = pd.Timestamp(date)
-    except ValueError as exc:
-        raise ValueError(f"{name}={date!r} is not an ISO date: {exc}") from exc
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return int(np.searchsorted(np.asarray(timestamps, dtype=np.int64), stamp.as_unit("ns").value, side="left"))
-
-
-def _check_split_sizes(
-    bounds: dict[str, tuple[int, int]],
-    embargo: int,
-    train: float,
-    validation: float,
-    train_end: str,
-    validation_end: str,
-) -> None:
-    minimum = MIN_SPLIT_BARS
-    for name, (start, stop) in bounds.items():
-        if stop - start < minimum:
-            knobs = f"train={train}, validation={validation}"
-            if train_end or validation_end:
-                knobs = f"train_end={train_end!r}, validation_end={validation_end!r} ({knobs})"
-            raise ValueError(
-                f"{name} split has {max(stop - start, 0)} bars ({start}..{stop}), fewer than the "
-                f"minimum {minimum} (embargo {embargo}); change {knobs}, "
-                "the warm-up/embargo, or use more data"
-            )

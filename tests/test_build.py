@@ -35,14 +35,44 @@ def test_store_contents(market):
         assert isinstance(data.features, np.memmap) and data.features.dtype == np.float32
         assert data.features.shape == (1500, opened.n_features) and np.isfinite(data.features).all()
         (a, b), (c, d), (e, f) = (data.splits[s] for s in store.SPLITS)
-        assert a == manifest["max_lookback"] and c - b == manifest["embargo"] and e - d == manifest["embargo"]
-        assert manifest["embargo"] >= manifest["max_lookback"] + manifest["horizon"]
+        purge = manifest["split"]["purge"]
+        assert a == manifest["max_lookback"] and c - b == purge and e - d == purge
+        # The purge is the scoring horizon (+ split.extra_embargo = 0), not the lookback: the past is allowed.
+        assert purge == manifest["horizon"] < manifest["max_lookback"]
         assert manifest["symbols"][symbol]["sha256"] == store.sha256_file(Path(manifest["symbols"][symbol]["file"]))
     kept = [f for f in manifest["features"]]
     assert all(set(f) >= {"name", "family", "params", "scores"} for f in kept)
     for csv in ("top_signals.csv", "variant_scores.csv", "params.toml", "build_info.json"):
         assert (opened.root / csv).exists()
     assert not list(opened.root.rglob(store.TMP_PREFIX + "*"))
+
+
+def test_symbols_with_interleaved_calendars_are_cut_at_common_dates_recorded_in_the_manifest(market):
+    """One symbol starts 200 days late, the other trades 12-hourly and ends 180 days earlier: one set of cut dates."""
+    import pandas as pd
+
+    frames = {"AAA": synthetic_ohlcv(1500, 1, start="2015-01-01", freq="D").iloc[200:],
+              "BBB": synthetic_ohlcv(2760, 2, start="2015-01-01 06:00", freq="12h").iloc[:-120]}
+    for path in market["paths"]:
+        frames[Path(path).stem].to_csv(path, index=False)
+    opened = build_quiet(market["params"], "split.extra_embargo=2")
+    split = opened.manifest["split"]
+    assert split["calendar"] == "common" and split["purge"] == opened.manifest["horizon"] + 2
+    dates = {k: pd.Timestamp(v) for k, v in split["dates"].items() if v != "end"}
+    assert dates["train_end"] < dates["validation_start"] < dates["validation_end"] < dates["test_start"]
+    for symbol in opened.symbols:
+        data = opened.symbol(symbol)
+        times = pd.to_datetime(np.asarray(data.timestamps))
+        (a, b), (c, d), (e, f) = (data.splits[s] for s in store.SPLITS)
+        assert times[b - 1] < dates["train_end"] and times[d - 1] < dates["validation_end"]
+        assert times[c] >= dates["validation_start"] and times[e] >= dates["test_start"]
+        assert c - b >= split["purge"] and e - d >= split["purge"] and f == len(times)
+
+
+def test_per_symbol_calendar_is_used_only_when_asked_for(market):
+    opened = build_quiet(market["params"], 'split.calendar="per_symbol"')
+    assert opened.manifest["split"]["calendar"] == "per_symbol"
+    assert set(opened.manifest["split"]["dates_per_symbol"]) == {"AAA", "BBB"}
 
 
 def test_unchanged_rerun_does_nothing_and_force_recomputes(market):
@@ -65,15 +95,15 @@ def test_changed_parameter_reselects_without_recomputing_variants(market):
 
 
 def test_selection_never_reads_validation_or_test_bars(market, tmp_path):
-    """Rewriting every bar after the training split changes no selected feature and no score."""
+    """Rewriting every bar from the first one after the training split changes no selected feature and no score."""
     first = build_quiet(market["params"])
-    stop = max(first.symbol(s).splits["train"][1] for s in first.symbols)
     for path in market["paths"]:
+        stop = first.symbol(Path(path).stem).splits["train"][1]  # the first bar not in the training split
         frame = synthetic_ohlcv(1500, 1)
         original = __import__("pandas").read_csv(path)
-        tail = frame.iloc[stop + 5:].copy()
+        tail = frame.iloc[stop:].copy()
         tail[["Open", "High", "Low", "Close"]] *= 3.0  # a different future
-        original.iloc[stop + 5:, 1:] = tail.iloc[:, 1:].to_numpy()
+        original.iloc[stop:, 1:] = tail.iloc[:, 1:].to_numpy()
         original.to_csv(path, index=False)
     second = build_quiet(market["params"])
     assert second.manifest["cache_key"] != first.manifest["cache_key"]

@@ -1,4 +1,4 @@
-"""Tests for signals.data: formats, validation errors, repairs and split bounds."""
+"""Tests for signals.data: formats, validation errors and repairs (splits: tests/test_splits.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.data import FORMATS, Bars, DataError, detect_format, load_bars, split_bounds
+from signals.data import FORMATS, Bars, DataError, detect_format, load_bars
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -295,59 +295,3 @@ def test_bars_are_frozen() -> None:
         bars.symbol = "X"  # type: ignore[misc]
     with pytest.raises(TypeError):
         bars.repairs["rows_sorted"] = 1  # type: ignore[index]
-
-
-# --------------------------------------------------------------------------- split_bounds
-
-
-def daily(n: int, start: str = "2020-01-01") -> np.ndarray:
-    return pd.date_range(start, periods=n, freq="D").as_unit("ns").asi8
-
-
-@pytest.mark.parametrize("embargo", [0, 5, 37])
-@pytest.mark.parametrize("warmup", [0, 100])
-def test_fraction_splits_ordered_with_exact_embargo(warmup: int, embargo: int) -> None:
-    n = 1000
-    b = split_bounds(n, daily(n), warmup=warmup, embargo=embargo, train=0.6, validation=0.2)
-    assert list(b) == ["train", "validation", "test"]
-    usable = n - warmup
-    assert b["train"] == (warmup, warmup + round(0.6 * usable))
-    assert b["validation"][0] - b["train"][1] == embargo
-    assert b["test"][0] - b["validation"][1] == embargo
-    assert b["validation"][1] == warmup + round(0.8 * usable)
-    assert b["test"][1] == n
-    assert all(start < stop for start, stop in b.values())
-
-
-def test_dates_override_fractions() -> None:
-    n = 1000
-    b = split_bounds(
-        n, daily(n), warmup=30, embargo=7, train=0.5, validation=0.1,
-        train_end="2021-01-01", validation_end="2021-07-01",
-    )
-    # 2020 is a leap year: 366 days to 2021-01-01, 181 more to 2021-07-01; dates are exclusive ends.
-    assert b == {"train": (30, 366), "validation": (373, 547), "test": (554, 1000)}
-
-
-def test_one_date_with_fraction_for_the_other_cut() -> None:
-    b = split_bounds(1000, daily(1000), warmup=0, embargo=0, train=0.5, validation=0.3, train_end="2020-04-10")
-    assert b == {"train": (0, 100), "validation": (100, 800), "test": (800, 1000)}
-
-
-@pytest.mark.parametrize(
-    "kwargs, pattern",
-    [
-        (dict(train=0.6, validation=0.399), r"test split has \d+ bars.*change train=0.6, validation=0.399"),
-        (dict(train=0.04, validation=0.2, embargo=30), r"train split has 40 bars.*minimum 50"),
-        (dict(train=0.8, validation=0.3), r"train \+ validation < 1"),
-        (dict(train=0.0, validation=0.3), r"must be > 0"),
-        (dict(train_end="2019-06-01", validation_end="2020-06-01"), r"train split has 0 bars.*train_end='2019-06-01'"),
-        (dict(train_end="2020-06-01", validation_end="2020-03-01"), r"validation split has 0 bars.*validation_end="),
-        (dict(train_end="not a date"), r"train_end='not a date' is not an ISO date"),
-        (dict(warmup=1000), r"warmup of 1000 bars leaves nothing"),
-    ],
-)
-def test_split_errors(kwargs: dict, pattern: str) -> None:
-    args = dict(warmup=0, embargo=0, train=0.6, validation=0.2) | kwargs
-    with pytest.raises(ValueError, match=pattern):
-        split_bounds(1000, daily(1000, "2020-01-01"), **args)

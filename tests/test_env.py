@@ -176,7 +176,7 @@ def test_buy_and_hold_is_price_ratio_minus_one_entry_cost(store_root):
     _, rewards, _, truncs, infos = run_actions(env, [2] * 10_000)
     close = env.setup.store.symbol("AAA").close
     start, stop = env.setup.store.symbol("AAA").split("validation")
-    first, last = start + 7 - 1, stop - 1
+    first, last = start, stop - 1  # the window reaches back before the split start
     assert truncs[-1] and infos[0]["bar"] == first and infos[-1]["bar"] == last
     entry_cost = 4.0 * 1e-4
     assert infos[-1]["equity"] == pytest.approx(close[last] / close[first] * (1 - entry_cost), rel=1e-12)
@@ -331,13 +331,31 @@ def test_evaluation_episode_covers_the_split_from_its_first_decision_bar(store_r
     env = TradingEnv(store_root, split, symbols=["BBB"], window=window, episode_length=None)
     data = env.setup.store.symbol("BBB")
     start, stop = data.split(split)
+    first = start + window - 1 if split == "train" else start  # later splits' windows reach back into the past
     obs, info = env.reset(seed=0)
-    assert info["bar"] == start + window - 1
-    assert np.array_equal(obs[:window * 3], data.features[start:start + window].ravel())
+    assert info["bar"] == first
+    assert np.array_equal(obs[:window * 3], data.features[first - window + 1:first + 1].ravel())
     assert obs[window * 3:].tolist() == [0.0, 0.0, 0.0]
     _, _, _, truncs, infos = run_actions(env, [1] * 10_000)
     assert truncs[-1] and sum(truncs) == 1 and infos[-1]["bar"] == stop - 1
-    assert len(truncs) == stop - start - window
+    assert len(truncs) == stop - 1 - first
+
+
+@pytest.mark.parametrize("window, first", [(8, 100), (60, 109)])
+def test_the_first_window_may_reach_back_before_its_split_but_never_before_the_training_split(tmp_path, window,
+                                                                                             first):
+    """Bars before the training split are warm-up (invalid features): no observation reads them."""
+    n = 300
+    feats = np.tile(np.arange(n, dtype=np.float32)[:, None] / n, (1, 3))
+    feats[:50] = np.nan  # the warm-up: any observation reading it would not be finite
+    make_store(tmp_path, {"X": n}, features={"X": feats},
+               splits={"X": {"train": (50, 100), "validation": (100, 200), "test": (200, n)}})
+    cases = [("validation", first), ("test", 200)] + ([("train", 50 + window - 1)] if window < 50 else [])
+    for split, expected in cases:
+        env = TradingEnv(tmp_path, split, window=window, episode_length=None)
+        obs, info = env.reset(seed=0)
+        assert info["bar"] == expected and np.isfinite(obs).all()
+        assert obs[0] == feats[expected - window + 1, 0]
 
 
 def test_random_starts_stay_inside_the_split(store_root):
@@ -428,9 +446,9 @@ def test_stale_store_names_the_build_command(store_root):
 
 
 def test_window_larger_than_split(store_root):
-    message = r"env\.window = 700 .*'test' split of BBB.*split\.train and split\.validation"
-    with pytest.raises(ValueError, match=message):
-        TradingEnv(store_root, "test", window=700, episode_length=None)
+    message = r"env\.window = 3000 .*'test' split of BBB.*split\.train and split\.validation"
+    with pytest.raises(ValueError, match=message):  # BBB has 3000 bars: no window of 3000 leaves a step
+        TradingEnv(store_root, "test", window=3000, episode_length=None)
 
 
 def test_split_too_short_for_one_episode(store_root):
@@ -483,7 +501,7 @@ def test_make_vec_env_dummy_and_errors(store_root):
     with pytest.raises(ValueError, match="train.vec_env"):
         make_vec_env(store_root, "train", {}, n_envs=2, seed=0, vec_env="threads")
     with pytest.raises(ValueError, match="env.window"):
-        make_vec_env(store_root, "test", {"window": 400}, n_envs=2, seed=0, vec_env="subproc")
+        make_vec_env(store_root, "test", {"window": 3000}, n_envs=2, seed=0, vec_env="subproc")
 
 
 def test_worker_factory_caps_threads_before_building_the_env(store_root):

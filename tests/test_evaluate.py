@@ -45,7 +45,7 @@ def test_report_metrics_equal_the_environment(store, action_mode):
     data = store.symbol("SYN")
     metrics, equity = strategy_metrics(np.asarray(data.close), first_bar, positions, params.costs.total_bps,
                                        data.periods_per_year)
-    assert first_bar == 310 + 4 - 1 and len(positions) == 400 - 1 - first_bar
+    assert first_bar == 310 and len(positions) == 400 - 1 - first_bar  # the window reaches back before 310
     assert metrics["trades"] == info["trades"] > 5
     assert metrics["costs_paid"] == pytest.approx(info["total_cost"], rel=1e-12)
     assert equity[-1] == pytest.approx(info["equity"], rel=1e-12)
@@ -55,8 +55,8 @@ def test_report_metrics_equal_the_environment(store, action_mode):
 def test_every_strategy_is_scored_on_the_agents_bars(store):
     params = replace_path(Params(), {"env.window": 4, "train.random_baseline_seeds": 3})
     result, curves, returns = evaluate_symbol(lambda obs: 2, store, params, "test", "SYN")
-    assert result["bars"] == [313, 400]
-    assert {len(c[1]) for c in curves.values()} == {400 - 313}
+    assert result["bars"] == [310, 400]
+    assert {len(c[1]) for c in curves.values()} == {400 - 310}
     # Always long is buy-and-hold: the agent's first entry and the baseline's pay the same cost.
     assert result["agent"] == result["baselines"]["buy_and_hold"]
     assert result["baselines"]["flat"]["total_return"] == 0.0 and result["baselines"]["flat"]["costs_paid"] == 0.0
