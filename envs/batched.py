@@ -117,14 +117,15 @@ class BatchedTradingVecEnv(VecEnv):
                  symbols: Sequence[str] | None = None, window: int = 16, action_mode: str = "discrete",
                  reward: str = "log_return", drawdown_penalty: float = 0.0, dsr_eta: float = 0.01,
                  episode_length: int | None = 512, commission_bps: float = 1.0, half_spread_bps: float = 1.0,
-                 slippage_bps: float = 0.0, normalise_reward: bool = True, expected_key: str | None = None) -> None:
+                 slippage_bps: float = 0.0, normalise_reward: bool = True, trade_penalty: float = 0.0,
+                 expected_key: str | None = None) -> None:
         if int(n_envs) != n_envs or n_envs < 1:
             raise ValueError(f"train.n_envs must be an integer >= 1 (got {n_envs})")
         self.setup = TradingSetup.create(
             store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
             drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
             commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
-            normalise_reward=normalise_reward, expected_key=expected_key)
+            normalise_reward=normalise_reward, trade_penalty=trade_penalty, expected_key=expected_key)
         n = int(n_envs)
         self.render_mode = None
         super().__init__(n, self.setup.observation_space(), self.setup.action_space())
@@ -146,6 +147,7 @@ class BatchedTradingVecEnv(VecEnv):
         self._symbol_scales = np.array([layout.reward_scale for layout in self.setup.layouts])
         self._eta = self.setup.dsr_eta
         self._penalty = self.setup.drawdown_penalty
+        self._trade_penalty = self.setup.trade_penalty * self.setup.cost_rate
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._actions: np.ndarray | None = None
         self._not_done = np.zeros(n, dtype=bool)  # never written: the done flags BatchInfos gets on most steps
@@ -255,6 +257,8 @@ class BatchedTradingVecEnv(VecEnv):
         np.copyto(entry, price, where=changed)
         reward, self._reward_state = self._reward.array(accounting.log_growth_array(growth), self._reward_state,
                                                         self._eta)
+        if self._trade_penalty:
+            reward = reward - self._trade_penalty * np.abs(new - old) / self._scale
         if self._penalty:
             reward = self._penalise_drawdown(reward, equity)
         terminated = growth <= accounting.MIN_GROWTH

@@ -30,6 +30,7 @@ def env_kwargs(env_cfg: EnvConfig, costs_cfg: CostsConfig) -> dict[str, Any]:
         "action_mode": env_cfg.action_mode,
         "reward": env_cfg.reward,
         "normalise_reward": env_cfg.normalise_reward,
+        "trade_penalty": env_cfg.trade_penalty,
         "drawdown_penalty": env_cfg.drawdown_penalty,
         "dsr_eta": env_cfg.dsr_eta,
         "episode_length": env_cfg.episode_length,

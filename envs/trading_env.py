@@ -87,7 +87,7 @@ def _window_view(features: np.ndarray, window: int) -> np.ndarray:
 
 
 def _check_settings(split: str, window: int, action_mode: str, reward: str, drawdown_penalty: float,
-                    dsr_eta: float, episode_length: int | None, rate: float) -> None:
+                    dsr_eta: float, episode_length: int | None, rate: float, trade_penalty: float = 0.0) -> None:
     """ValueError naming the setting to change, for values no store could make right."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
@@ -99,6 +99,8 @@ def _check_settings(split: str, window: int, action_mode: str, reward: str, draw
         raise ValueError(f"env.reward must be one of {', '.join(REWARDS)} (got {reward!r})")
     if not drawdown_penalty >= 0:
         raise ValueError(f"env.drawdown_penalty must be >= 0 (got {drawdown_penalty})")
+    if not trade_penalty >= 0:
+        raise ValueError(f"env.trade_penalty must be >= 0 (got {trade_penalty})")
     if not 0 < dsr_eta < 1:
         raise ValueError(f"env.dsr_eta must be in (0, 1) (got {dsr_eta})")
     if episode_length is not None and (int(episode_length) != episode_length or episode_length < 1):
@@ -156,20 +158,23 @@ class TradingSetup:
     cost_rate: float
     feature_bound: float
     normalise_reward: bool = True
+    trade_penalty: float = 0.0
 
     @classmethod
     def create(cls, store: str | Path | Store, split: str = "train", *, symbols: Sequence[str] | None = None,
                window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
                drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
                commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
-               normalise_reward: bool = True, expected_key: str | None = None) -> TradingSetup:
+               normalise_reward: bool = True, trade_penalty: float = 0.0,
+               expected_key: str | None = None) -> TradingSetup:
         """Open (or take) the store, check every setting, build the per-symbol views."""
         for key, value in (("commission_bps", commission_bps), ("half_spread_bps", half_spread_bps),
                            ("slippage_bps", slippage_bps)):
             if not value >= 0:
                 raise ValueError(f"costs.{key} must be >= 0 basis points (got {value})")
         rate = accounting.cost_rate(commission_bps, half_spread_bps, slippage_bps)
-        _check_settings(split, window, action_mode, reward, drawdown_penalty, dsr_eta, episode_length, rate)
+        _check_settings(split, window, action_mode, reward, drawdown_penalty, dsr_eta, episode_length, rate,
+                        trade_penalty)
         window = int(window)
         episode_length = None if episode_length is None else int(episode_length)
         if isinstance(store, Store):
@@ -191,7 +196,7 @@ class TradingSetup:
                    action_mode=action_mode, reward=reward, drawdown_penalty=float(drawdown_penalty),
                    dsr_eta=float(dsr_eta), episode_length=episode_length, cost_rate=rate,
                    feature_bound=float(opened.manifest.get("feature_bound", DEFAULT_FEATURE_BOUND)),
-                   normalise_reward=bool(normalise_reward))
+                   normalise_reward=bool(normalise_reward), trade_penalty=float(trade_penalty))
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -298,6 +303,9 @@ class TradingEnv(gym.Env):
       `D_t = (B ΔA - A ΔB / 2) / (B - A²)^(3/2)` with `ΔA = R_t - A`, `ΔB = R_t² - B`, using the moments A, B
       before the update `A += dsr_eta * ΔA`, `B += dsr_eta * ΔB`; at reset A = 0 and B = s² (as if fully
       invested: D starts at about R_t / s instead of ~1e4); D = 0 while B - A² <= 1e-12.
+    * `trade_penalty > 0` subtracts `trade_penalty * cost / s` from either on each change of position: a
+      training signal against churn on top of the cost, which equity (and so every reported figure) pays
+      in full and only once.
     * `drawdown_penalty > 0` subtracts `drawdown_penalty * max(0, dd[t+1] - dd[t]) / s` from either, where
       `dd = 1 - equity / running peak of equity` (the episode's peak, starting at 1).
 
@@ -329,13 +337,13 @@ class TradingEnv(gym.Env):
                  window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
                  drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
                  commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
-                 normalise_reward: bool = True, expected_key: str | None = None) -> None:
+                 normalise_reward: bool = True, trade_penalty: float = 0.0, expected_key: str | None = None) -> None:
         super().__init__()
         self.setup = TradingSetup.create(
             store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
             drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
             commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
-            normalise_reward=normalise_reward, expected_key=expected_key)
+            normalise_reward=normalise_reward, trade_penalty=trade_penalty, expected_key=expected_key)
         self.observation_space = self.setup.observation_space()
         self.action_space = self.setup.action_space()
         # Constants of step(), kept as attributes so step() does no lookups through the setup.
@@ -344,6 +352,7 @@ class TradingEnv(gym.Env):
         self._reward = REWARDS[reward]
         self._eta = self.setup.dsr_eta
         self._penalty = self.setup.drawdown_penalty
+        self._trade_penalty = self.setup.trade_penalty * self.setup.cost_rate
         self._k = self.setup.window_size
         # Windows of the next BLOCK bars, copied from the memmap in one go: a step then copies one row
         # (window + state) instead of allocating and filling an array from the memmap (about 1 us less).
@@ -409,6 +418,8 @@ class TradingEnv(gym.Env):
         unrealised = new * (price_next / self._entry - 1.0)
         reward, self._reward_state = self._reward.scalar(accounting.log_growth(growth), self._reward_state,
                                                          self._eta)
+        if self._trade_penalty and new != old:
+            reward -= self._trade_penalty * abs(new - old) / self._scale
         if self._penalty:
             reward = self._penalise_drawdown(reward, equity)
         t += 1

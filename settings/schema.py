@@ -158,6 +158,8 @@ class EnvConfig:
     """log_return (net of costs) or differential_sharpe."""
     normalise_reward: bool = True
     """Divide the reward by the symbol's per-bar volatility on the training split (costs stay in full)."""
+    trade_penalty: float = 0.0
+    """Training reward minus this times the cost of each change of position (equity pays the cost once)."""
     drawdown_penalty: float = 0.0
     """Reward minus this times the increase of the drawdown at each step."""
     dsr_eta: float = 0.01
@@ -170,6 +172,7 @@ class EnvConfig:
         require_choice(self.action_mode, ("discrete", "long_only", "continuous"), "action_mode")
         require_choice(self.reward, ("log_return", "differential_sharpe"), "reward")
         require(self.drawdown_penalty >= 0, "drawdown_penalty", f"must be >= 0 (got {self.drawdown_penalty})")
+        require(self.trade_penalty >= 0, "trade_penalty", f"must be >= 0 (got {self.trade_penalty})")
         require(0 < self.dsr_eta < 1, "dsr_eta", f"must be in (0, 1) (got {self.dsr_eta})")
         require(self.episode_length >= 2, "episode_length", f"must be >= 2 (got {self.episode_length})")
 

@@ -99,7 +99,7 @@ def test_every_registered_reward_is_the_same_in_the_single_and_the_batched_env(s
     over several symbols (each with its own scale) and automatic resets."""
     n_envs, seed = 5, 7
     kwargs = {"window": 3, "episode_length": 35, "reward": reward, "normalise_reward": normalise,
-              "drawdown_penalty": 0.3}
+              "drawdown_penalty": 0.3, "trade_penalty": 1.5}
     dummy = DummyVecEnv([make_env_fn(store_root, "train", kwargs, seed, rank) for rank in range(n_envs)])
     batched = BatchedTradingVecEnv(store_root, "train", n_envs, **kwargs)
     dummy.seed(seed)

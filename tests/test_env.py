@@ -479,7 +479,7 @@ def test_env_kwargs_from_config():
     kwargs = env_kwargs(EnvConfig(window=8, reward="differential_sharpe", episode_length=64),
                         CostsConfig(commission_bps=0.5, slippage_bps=2.0))
     assert kwargs == {"window": 8, "action_mode": "discrete", "reward": "differential_sharpe",
-                      "normalise_reward": True, "drawdown_penalty": 0.0, "dsr_eta": 0.01, "episode_length": 64, "commission_bps": 0.5,
+                      "normalise_reward": True, "trade_penalty": 0.0, "drawdown_penalty": 0.0, "dsr_eta": 0.01, "episode_length": 64, "commission_bps": 0.5,
                       "half_spread_bps": 1.0, "slippage_bps": 2.0}
 
 
@@ -567,3 +567,16 @@ def test_subproc_workers_share_the_store(tmp_path):
     # its USS (the kernel maps whole page-cache folios, up to 2 MiB, around each bar read).
     growth = max(b["uss"] for b in result["big"]) - max(s["uss"] for s in result["small"])
     assert growth < 0.1 * store_bytes, (result, store_bytes)
+
+
+def test_trade_penalty_charges_the_reward_not_the_equity(store_root):
+    actions = [2, 2, 0, 1, 1, 2, 0, 0] * 10
+    penalised = TradingEnv(store_root, "train", symbols=["AAA"], episode_length=None, window=4, trade_penalty=2.0)
+    plain = TradingEnv(store_root, "train", symbols=["AAA"], episode_length=None, window=4)
+    _, rewards, _, _, infos = run_actions(penalised, actions)
+    _, plain_rewards, _, _, plain_infos = run_actions(plain, actions)
+    assert [i["equity"] for i in infos] == [i["equity"] for i in plain_infos]  # costs are paid once, in full
+    scale = penalised.setup.layouts[0].reward_scale
+    changes = np.abs(np.diff([0.0] + [i["position"] for i in infos[1:]]))
+    expected = np.asarray(plain_rewards) - 2.0 * penalised.setup.cost_rate * changes / scale
+    assert np.allclose(rewards, expected, rtol=1e-12, atol=1e-15)
