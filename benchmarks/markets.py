@@ -146,6 +146,11 @@ def reversal_positions(close: np.ndarray, lags: int) -> np.ndarray:
     return -np.sign(change)
 
 
+def momentum_positions(close: np.ndarray, lags: int) -> np.ndarray:
+    """+sign of the return over the last `lags` bars: a short momentum rule."""
+    return -reversal_positions(close, lags)
+
+
 def oracle_positions(mu: np.ndarray, cost_bps: float, horizon: float = 10.0) -> np.ndarray:
     """sign(mu), but a change of position only when mu's expected gain over `horizon` bars pays its cost.
 
@@ -179,7 +184,8 @@ REFERENCE_RULES = {
     "random_walk": (Rule("ema_trend", ema_trend_positions, (10, 20, 50, 100, 200, 400)),
                     Rule("reversal", reversal_positions, (1, 2, 3, 5))),
     "file": (Rule("ema_trend", ema_trend_positions, (10, 20, 50, 100, 200, 400)),
-             Rule("reversal", reversal_positions, (1, 2, 3, 5))),
+             Rule("reversal", reversal_positions, (1, 2, 3, 5)),
+             Rule("momentum", momentum_positions, (1, 2, 3, 5))),
 }
 """The reference rules of each market kind; "file" is any real data file."""
 
