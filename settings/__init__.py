@@ -8,11 +8,11 @@ from settings.cli import add_params_arguments, params_from_cli
 from settings.loader import (ConfigError, apply_override, load_params, params_from_dict, parse_override,
                              replace_path, to_dict, to_toml)
 from settings.schema import (BuildConfig, CostsConfig, DataConfig, EnvConfig, Params, PPOConfig, SignalsConfig,
-                             SplitConfig, TrainConfig, TuneConfig, TuneFastConfig)
+                             SplitConfig, TrainConfig, TuneConfig, TuneFastConfig, WalkForwardConfig)
 
 __all__ = [
     "BuildConfig", "ConfigError", "CostsConfig", "DataConfig", "EnvConfig", "Params", "PPOConfig", "SignalsConfig",
-    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "add_params_arguments", "apply_override",
+    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "WalkForwardConfig", "add_params_arguments", "apply_override",
     "load_params", "params_from_cli",
     "params_from_dict", "parse_override", "replace_path", "to_dict", "to_toml",
 ]

@@ -66,6 +66,12 @@ class SplitConfig:
     """Bars purged after each cut on top of the scoring horizon (features are causal: the past needs no purge)."""
     calendar: str = "common"
     """"common": every symbol cut at the same dates (no bar of one inside another's later split); "per_symbol"."""
+    start: str = ""
+    """ISO date before which no bar is in any split (a walk-forward fold's start); empty: the first bar."""
+    end: str = ""
+    """ISO date from which no bar is in any split (a walk-forward fold's end); empty: past the last bar."""
+    min_bars: int = 50
+    """Fewest bars any symbol may have in any split (walk-forward folds use walkforward.min_bars)."""
 
     def __post_init__(self) -> None:
         require_choice(self.calendar, SPLIT_CALENDARS, "calendar")
@@ -74,6 +80,7 @@ class SplitConfig:
         require(self.train + self.validation < 1.0, "validation",
                 f"train + validation must leave bars for the test split (got {self.train} + {self.validation})")
         require(self.extra_embargo >= 0, "extra_embargo", f"must be >= 0 (got {self.extra_embargo})")
+        require(self.min_bars >= 2, "min_bars", f"must be >= 2 (got {self.min_bars})")
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,8 @@ class TrainConfig:
     """Start method of SubprocVecEnv workers; forkserver and spawn are safe with torch and JAX loaded."""
     do_no_harm: bool = True
     """Stay flat unless the best checkpoint's validation Sharpe interval lies above 0."""
+    seeds: tuple[int, ...] = ()
+    """Seeds to train one run each (under one parent directory, with a combined report); empty: train.seed only."""
 
     def __post_init__(self) -> None:
         require(self.n_envs >= 1, "n_envs", f"must be >= 1 (got {self.n_envs})")
@@ -257,6 +266,7 @@ class TrainConfig:
                 f"must be >= 1 (got {self.random_baseline_seeds})")
         require(self.worker_timeout_s > 0, "worker_timeout_s", f"must be > 0 (got {self.worker_timeout_s})")
         require_choice(self.start_method, ("forkserver", "spawn"), "start_method")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", f"must not repeat a seed (got {list(self.seeds)})")
 
 
 @dataclass(frozen=True)
@@ -342,6 +352,36 @@ class TuneConfig:
             require(1 <= low <= high, name, f"must be [low, high] with 1 <= low <= high (got {[low, high]})")
 
 
+WALKFORWARD_WINDOWS = ("expanding", "rolling")
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    folds: int = 4
+    """Consecutive folds, each with its own training, validation and test slices."""
+    window: str = "expanding"
+    """expanding: every fold trains from the first bar; rolling: on as many bars as the first fold."""
+    test: float = 0.6
+    """Fraction of the calendar's bars in the stitched out-of-sample span, cut into `folds` equal test slices."""
+    validation: float = 1.0
+    """Length of each fold's validation slice (just before its test slice), in test slices."""
+    min_bars: int = 40
+    """Fewest bars any symbol may have in a fold's training, validation or test slice (its split.min_bars)."""
+    workers: int = 0
+    """Folds trained at the same time, each in its own process; 0 means the cores available."""
+
+    def __post_init__(self) -> None:
+        require(self.folds >= 1, "folds", f"must be >= 1 (got {self.folds})")
+        require_choice(self.window, WALKFORWARD_WINDOWS, "window")
+        require(0.0 < self.test < 1.0, "test", f"must be a fraction in (0, 1) (got {self.test})")
+        require(self.validation > 0.0, "validation", f"must be > 0 test slices (got {self.validation})")
+        require(self.test * (1.0 + self.validation / self.folds) < 1.0, "test",
+                f"the test span ({self.test}) and the first fold's validation ({self.validation} x {self.test} / "
+                f"{self.folds}) must leave bars for its training")
+        require(self.min_bars >= 2, "min_bars", f"must be >= 2 (got {self.min_bars})")
+        require(self.workers >= 0, "workers", f"must be >= 0 (got {self.workers})")
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole tree, one field per [section] of parameters.toml."""
@@ -364,3 +404,5 @@ class Params:
     """Training run settings."""
     tune: TuneConfig = field(default_factory=TuneConfig)
     """Hyperparameter search."""
+    walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    """Walk-forward folds (python -m trader.walkforward)."""

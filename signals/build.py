@@ -92,9 +92,9 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
                 ) -> tuple[dict[str, SymbolInput], dict[str, Any]]:
     """Every symbol's bars and split ranges, and the manifest's `split` record (calendar, purge, cut dates)."""
     from signals.data import load_bars
-    from signals.splits import MIN_SPLIT_BARS, split_symbols
+    from signals.splits import split_symbols
 
-    min_bars = warmup + 2 * purge + 3 * MIN_SPLIT_BARS
+    min_bars = warmup + 2 * purge + 3 * params.split.min_bars
     loaded = {}
     for item in params.data.paths:
         bars = load_bars(item, params.data.format, min_bars=min_bars)
@@ -103,7 +103,8 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
     try:
         cuts = split_symbols({s: b.timestamps for s, b in loaded.items()}, warmup=warmup, purge=purge,
                              train=split.train, validation=split.validation, train_end=split.train_end,
-                             validation_end=split.validation_end, calendar_mode=split.calendar)
+                             validation_end=split.validation_end, calendar_mode=split.calendar,
+                             start=split.start, end=split.end, minimum=split.min_bars)
     except ValueError as exc:
         raise ConfigError(f"split: {exc}") from None
     bounds = {s: b for c in cuts.values() for s, b in c.bounds.items()}

@@ -162,14 +162,16 @@ def check_sizes(cuts: Cuts, knobs: str, minimum: int = MIN_SPLIT_BARS) -> None:
 
 def split_symbols(timestamps: Mapping[str, np.ndarray], *, warmup: int, purge: int, train: float,
                   validation: float, train_end: str = "", validation_end: str = "",
-                  calendar_mode: str = "common") -> dict[str, Cuts]:
+                  calendar_mode: str = "common", start: str = "", end: str = "",
+                  minimum: int = MIN_SPLIT_BARS) -> dict[str, Cuts]:
     """Train/validation/test cuts for every symbol from the ``split.*`` settings.
 
     ``calendar_mode="common"`` cuts every symbol at the same dates: ``train_end`` / ``validation_end``
     when given, else the ``train`` and ``train + validation`` fractions of the union of the symbols' bar
-    times after the warm-up. Returns ``{"common": cuts}`` then. ``"per_symbol"`` cuts each symbol on its own
+    times after the warm-up (within ``start`` .. ``end`` when given: a walk-forward fold's span, outside
+    which no bar is in any split). Returns ``{"common": cuts}`` then. ``"per_symbol"`` cuts each symbol on its own
     bars and returns ``{symbol: cuts}``. Raises ValueError naming the symbol, split and setting for a split
-    under ``MIN_SPLIT_BARS`` bars.
+    under ``minimum`` bars.
     """
     if calendar_mode not in CALENDARS:
         raise ValueError(f"split.calendar must be one of {', '.join(CALENDARS)} (got {calendar_mode!r})")
@@ -178,9 +180,16 @@ def split_symbols(timestamps: Mapping[str, np.ndarray], *, warmup: int, purge: i
     groups = ({"common": timestamps} if calendar_mode == "common"
               else {s: {s: ts} for s, ts in timestamps.items()})
     knobs = _knobs(train, validation, train_end, validation_end, calendar_mode)
+    first = date_edge(start, "split.start") if start else None
+    last = date_edge(end, "split.end") if end else None
     result = {}
     for key, group in groups.items():
-        edges = fraction_edges(calendar(group, warmup), [train, train + validation])
+        days = calendar(group, warmup)
+        if first is not None:
+            days = days[days >= first]
+        if last is not None:
+            days = days[days < last]
+        edges = fraction_edges(days, [train, train + validation])
         if train_end:
             edges[0] = date_edge(train_end, "split.train_end")
         if validation_end:
@@ -188,8 +197,8 @@ def split_symbols(timestamps: Mapping[str, np.ndarray], *, warmup: int, purge: i
         if edges[1] <= edges[0]:
             raise ValueError(f"the validation split ends ({iso(edges[1])}) before it starts ({iso(edges[0])}); "
                              f"change {knobs}")
-        cuts = cut_calendar(group, edges, warmup=warmup, purge=purge)
-        check_sizes(cuts, knobs)
+        cuts = cut_calendar(group, edges, warmup=warmup, purge=purge, start=first, end=last)
+        check_sizes(cuts, knobs, minimum)
         result[key] = cuts
     return result
 

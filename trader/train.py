@@ -10,9 +10,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from settings import ConfigError, Params, add_params_arguments, params_from_cli
+from settings import ConfigError, Params, add_params_arguments, params_from_cli, replace_path
 
 # ---------------------------------------------------------------- arguments and parameters
 
@@ -248,6 +248,79 @@ def stop_on_sigint() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# ---------------------------------------------------------------- several seeds (train.seeds)
+
+def new_parent_dir(parent: str | Path, prefix: str) -> Path:
+    """<parent>/<prefix>-<date>-<time>[-n], never an existing one: the directory of a group of runs."""
+    base = Path(parent) / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: Any = log_line) -> Path:
+    """One run per seed of train.seeds, each a run directory under one parent, then seeds_report.json.
+
+    Each run's params.toml holds its own seed and no `train.seeds`, so `--resume` and `trader.evaluate`
+    treat it as the single run it is. Returns the parent directory.
+    """
+    from signals.store import save_json, save_text
+    from settings import to_toml
+
+    parent = new_parent_dir(params.train.run_dir, "seeds")
+    save_text(parent / "params.toml", to_toml(params))
+    runs = []
+    for seed in params.train.seeds:
+        log(f"
+=== seed {seed} ({len(runs) + 1} of {len(params.train.seeds)}) ===")
+        seeded = replace_path(params, {"train.seed": seed, "train.seeds": [], "train.run_dir": str(parent)})
+        runs.append(run(seeded, argv, no_build=no_build, log=log))
+    report = seeds_report(runs)
+    save_json(parent / "seeds_report.json", report)
+    log(f"
+{format_seeds(report)}
+seeds report: {parent / 'seeds_report.json'}")
+    return parent
+
+
+def seeds_report(run_dirs: Sequence[Path]) -> dict[str, Any]:
+    """Each seed's test Sharpe (with its interval), turnover and selected policy; their mean and spread."""
+    import json
+
+    import numpy as np
+
+    rows = []
+    for run_dir in run_dirs:
+        report = json.loads((Path(run_dir) / "report.json").read_text())
+        agent = report["test"]["agent"]
+        rows.append({"seed": json.loads((Path(run_dir) / "run.json").read_text())["seed"], "run_dir": str(run_dir),
+                     "test_sharpe": agent["sharpe"], "test_sharpe_interval": agent.get("sharpe_interval"),
+                     "turnover": agent["turnover"], "selected": report["selected"]})
+
+    def spread(key: str) -> dict[str, float]:  # the sample standard deviation (ddof 1; 0 for one seed)
+        values = np.array([r[key] for r in rows], dtype=float)
+        return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+    return {"seeds": rows, "test_sharpe": spread("test_sharpe"), "turnover": spread("turnover"),
+            "selected_model": sum(r["selected"] == "model" for r in rows), "n_seeds": len(rows)}
+
+
+def format_seeds(report: Mapping[str, Any]) -> str:
+    """One line per seed, then the mean and standard deviation over seeds."""
+    lines = [f"{'seed':>6}  {'test sharpe':>11}  {'90% interval':<18}{'turnover':>9}  selected"]
+    for r in report["seeds"]:
+        low, high = r["test_sharpe_interval"] or (float("nan"), float("nan"))
+        lines.append(f"{r['seed']:>6}  {r['test_sharpe']:>+11.2f}  [{low:+.2f}, {high:+.2f}]{'':<3}"
+                     f"{r['turnover']:>9.3f}  {r['selected']}")
+    s, t = report["test_sharpe"], report["turnover"]
+    lines.append(f"{'mean':>6}  {s['mean']:>+11.2f}  {'':<18}{t['mean']:>9.3f}  "
+                 f"model selected in {report['selected_model']} of {report['n_seeds']}")
+    lines.append(f"{'std':>6}  {s['std']:>11.2f}  {'':<18}{t['std']:>9.3f}  (sample standard deviation over seeds)")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from signals.build import BuildError
     from signals.store import StoreError
@@ -257,7 +330,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         params = resolve_params(args)
-        run(params, argv, resume=args.resume, no_build=args.no_build)
+        if params.train.seeds and not args.resume:
+            run_seeds(params, argv, no_build=args.no_build)
+        else:
+            run(params, argv, resume=args.resume, no_build=args.no_build)
     except (ConfigError, BuildError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
