@@ -156,6 +156,8 @@ def test_walkforward_end_to_end_through_the_cli_and_serial_equals_parallel(tmp_p
     serial = wf.run(replace_path(load_params(params_file), {"walkforward.workers": 1}), [],
                     run_dir=str(tmp_path / "wf1"), log=lambda *_: None)
     assert serial["workers"] == 1
+    for fold in serial["folds"]:  # the trained model's own figures are compared too, selected or not
+        assert fold["selection"]["selected"] == "model" or "not_selected" in fold["test"]
     assert [f["test"] for f in serial["folds"]] == [f["test"] for f in record["folds"]]
     assert [f["validation"] for f in serial["folds"]] == [f["validation"] for f in record["folds"]]
     assert serial["oos"] == record["oos"]

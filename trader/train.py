@@ -273,15 +273,12 @@ def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: 
     save_text(parent / "params.toml", to_toml(params))
     runs = []
     for seed in params.train.seeds:
-        log(f"
-=== seed {seed} ({len(runs) + 1} of {len(params.train.seeds)}) ===")
+        log(f"\n=== seed {seed} ({len(runs) + 1} of {len(params.train.seeds)}) ===")
         seeded = replace_path(params, {"train.seed": seed, "train.seeds": [], "train.run_dir": str(parent)})
         runs.append(run(seeded, argv, no_build=no_build, log=log))
     report = seeds_report(runs)
     save_json(parent / "seeds_report.json", report)
-    log(f"
-{format_seeds(report)}
-seeds report: {parent / 'seeds_report.json'}")
+    log(f"\n{format_seeds(report)}\nseeds report: {parent / 'seeds_report.json'}")
     return parent
 
 

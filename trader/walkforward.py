@@ -301,7 +301,7 @@ def oos_summary(results: Sequence[Mapping[str, Any]], periods_per_year: Mapping[
     summary: dict[str, Any] = {"agent": metrics("agent"), "baselines": {n: metrics(n) for n in names[1:]}}
     add_intervals(summary, returns, [periods_per_year[s] for s in symbols], seed)
     summary["start"], summary["end"] = _iso(min(t[0] for t in times.values())), _iso(max(t[-1] for t in times.values()))
-    summary["selected"] = {r["fold"]: r["selection"]["selected"] for r in results}
+    summary["selected"] = {str(r["fold"]): r["selection"]["selected"] for r in results}
     return summary
 
 
@@ -335,10 +335,10 @@ def plot_oos(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
         for name, r in returns[symbol].items():
             ax.plot(when, np.cumprod(1.0 + r), label=name, linewidth=2.0 if name == "agent" else 1.0)
         for result in results:
-            start = np.datetime64(result["times"][symbol][0], "ns")
+            start = np.asarray(result["times"][symbol][:1]).astype("datetime64[ns]")[0]
             ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
-            ax.annotate(f"fold {result['fold']} ({result['selection']['selected']})", (start, 1.0), fontsize=7,
-                        xycoords=("data", "axes fraction"), va="top")
+            ax.text(start, 0.98, f" fold {result['fold']} ({result['selection']['selected']})", fontsize=7,
+                    va="top", transform=ax.get_xaxis_transform())
         ax.set_title(f"{symbol}: stitched out-of-sample equity (each fold's test slice)")
         ax.set_ylabel("equity")
         ax.grid(alpha=0.3)
