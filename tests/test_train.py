@@ -180,3 +180,25 @@ def test_agent_learns_a_planted_edge_and_leaves_a_random_walk_alone(tmp_path, mo
     else:
         assert agent["turnover"] <= 0.02, (agent["turnover"], report["selection_reason"])
         assert agent["sharpe"] >= -0.5, agent["sharpe"]
+
+
+@pytest.mark.slow
+def test_train_seeds_trains_one_run_per_seed_and_reports_each_with_their_mean_and_spread(tmp_path):
+    params = write_params(tmp_path)
+    result = run_module("trader.train", "--params", str(params), "--timesteps", "256", "--set", "train.seeds=[3, 5]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent = only_run(tmp_path)
+    assert parent.name.startswith("seeds-")
+    report = json.loads((parent / "seeds_report.json").read_text())
+    assert [r["seed"] for r in report["seeds"]] == [3, 5]
+    sharpes = [r["test_sharpe"] for r in report["seeds"]]
+    for row in report["seeds"]:
+        run = Path(row["run_dir"])
+        assert run.parent == parent and run.name.endswith(f"seed{row['seed']}")
+        test = json.loads((run / "report.json").read_text())
+        assert row["test_sharpe"] == test["test"]["agent"]["sharpe"] and row["selected"] == test["selected"]
+        assert row["test_sharpe_interval"] == test["test"]["agent"]["sharpe_interval"]
+        assert "seeds = []" in (run / "params.toml").read_text()  # each run is a single run (resumable as one)
+    assert report["test_sharpe"]["mean"] == pytest.approx(np.mean(sharpes))
+    assert report["test_sharpe"]["std"] == pytest.approx(np.std(sharpes, ddof=1))
+    assert "mean" in result.stdout and "seeds report:" in result.stdout
