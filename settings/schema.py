@@ -361,7 +361,7 @@ class WalkForwardConfig:
     """Consecutive folds, each with its own training, validation and test slices."""
     window: str = "expanding"
     """expanding: every fold trains from the first bar; rolling: on as many bars as the first fold."""
-    test: float = 0.6
+    test: float = 0.54
     """Fraction of the calendar's bars in the stitched out-of-sample span, cut into `folds` equal test slices."""
     validation: float = 1.0
     """Length of each fold's validation slice (just before its test slice), in test slices."""

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_module, small_grid_toml, write_market
+
 from settings import load_params, replace_path
 from trader import walkforward as wf
 
@@ -67,7 +68,7 @@ def test_folds_never_overlap_their_own_test_slices_and_their_test_slices_tile_th
             assert ts[train_stop - 1] < fold.train_end <= ts[val_start]
             assert ts[val_stop - 1] < fold.validation_end <= ts[test_start]
             assert test_start - val_stop >= 3 and val_start - train_stop >= 3  # the purge, for every symbol
-    for before, after in zip(cuts, cuts[1:]):
+    for before, after in pairwise(cuts):
         assert before.ends["test"] == after.starts["test"]
         for symbol in times:  # the next fold's test slice starts on the bar after this one's last bar
             assert before.bounds[symbol]["test"][1] == after.bounds[symbol]["test"][0]
@@ -143,7 +144,7 @@ def test_walkforward_end_to_end_through_the_cli_and_serial_equals_parallel(tmp_p
             assert len(fold[split]["agent"]["sharpe_interval"]) == 2
         assert fold["dates"]["validation_end"] == fold["dates"]["test_start"] or \
             fold["dates"]["validation_end"] < fold["dates"]["test_start"]
-    for before, after in zip(record["folds"], record["folds"][1:]):  # the stitched span covers each slice once
+    for before, after in pairwise(record["folds"]):  # the stitched span covers each slice once
         assert before["dates"]["test_end"] == after["dates"]["test_start"]
         for symbol, (_, stop) in before["test"]["per_symbol_bars"].items():
             assert after["test"]["per_symbol_bars"][symbol][0] == stop

@@ -266,12 +266,12 @@ def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: 
     Each run's params.toml holds its own seed and no `train.seeds`, so `--resume` and `trader.evaluate`
     treat it as the single run it is. Returns the parent directory.
     """
-    from signals.store import save_json, save_text
     from settings import to_toml
+    from signals.store import save_json, save_text
 
     parent = new_parent_dir(params.train.run_dir, "seeds")
     save_text(parent / "params.toml", to_toml(params))
-    runs = []
+    runs: list[Path] = []
     for seed in params.train.seeds:
         log(f"\n=== seed {seed} ({len(runs) + 1} of {len(params.train.seeds)}) ===")
         seeded = replace_path(params, {"train.seed": seed, "train.seeds": [], "train.run_dir": str(parent)})

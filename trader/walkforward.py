@@ -25,14 +25,21 @@ import argparse
 import multiprocessing as mp
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from settings import ConfigError, Params, add_params_arguments, params_from_cli, replace_path
+from settings import (
+    ConfigError,
+    Params,
+    add_params_arguments,
+    params_from_cli,
+    replace_path,
+)
 
 WALKFORWARD_FILE = "walkforward.json"
 RETURN_METRICS = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "bars")
@@ -126,9 +133,16 @@ def check_folds(timestamps: Mapping[str, np.ndarray], folds: Sequence[Fold], par
     wf = params.walkforward
     knobs = (f"walkforward.folds={wf.folds}, walkforward.test={wf.test}, walkforward.validation={wf.validation} "
              f"or walkforward.min_bars={wf.min_bars} (window {wf.window})")
-    for fold in folds:
+    room = params.env.episode_length + params.env.window  # what the env asks of a training split (checked
+    for fold in folds:                                     # there again): fail here, before any fold trains
+        cuts = fold_cuts(timestamps, fold, warmup=warmup, purge=purge)
         try:
-            check_sizes(fold_cuts(timestamps, fold, warmup=warmup, purge=purge), knobs, wf.min_bars)
+            check_sizes(cuts, knobs, wf.min_bars)
+            for symbol, bounds in cuts.bounds.items():
+                a, b = bounds["train"]
+                if b - a < room:
+                    raise ValueError(f"{symbol}: the train split has {b - a} bars, fewer than env.episode_length + "
+                                     f"env.window = {room}; change {knobs}, or lower env.episode_length")
         except ValueError as exc:
             raise ValueError(f"fold {fold.index + 1} of {len(folds)}: {exc}") from None
 
@@ -254,7 +268,12 @@ def test_returns(report: Mapping[str, Any], curves: Mapping[str, Any], store: An
 def run_folds(executor: Executor, tasks: Sequence[FoldTask]) -> list[dict[str, Any]]:
     """Run every fold on `executor` (any concurrent.futures.Executor); results in fold order."""
     futures = [executor.submit(run_fold, task) for task in tasks]
-    return [future.result() for future in futures]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:  # a failed fold: the folds not started yet never start
+            future.cancel()
+        raise
 
 
 def fold_executor(workers: int, start_method: str) -> ProcessPoolExecutor:
@@ -290,7 +309,7 @@ def oos_summary(results: Sequence[Mapping[str, Any]], periods_per_year: Mapping[
     symbols = list(returns)
 
     def metrics(name: str) -> dict[str, float]:
-        per_symbol = []
+        per_symbol: list[Mapping[str, float]] = []
         for s in symbols:
             r = returns[s][name]  # positions do not survive stitching: keep what the returns alone give
             m = performance(r, np.zeros_like(r), np.zeros_like(r), periods_per_year[s])
