@@ -99,6 +99,10 @@ def test_a_folds_selection_never_reads_its_validation_or_test_bars(tmp_path):
     fold = folds[1]
     fold_params = wf.fold_params(params, fold, tmp_path / "fold")
     first = build(fold_params, log=lambda *_: None)
+    times = {s: np.asarray(base.symbol(s).timestamps) for s in base.symbols}
+    cuts = wf.fold_cuts(times, fold, warmup=base.manifest["max_lookback"], purge=base.manifest["split"]["purge"])
+    for symbol in base.symbols:  # the fold's dates, through split.* settings, give the build the layout's bars
+        assert first.symbol(symbol).splits == dict(cuts.bounds[symbol])
     for path in params.data.paths:
         frame = pd.read_csv(path)
         late = pd.to_datetime(frame["Date"]).to_numpy().astype("datetime64[ns]").astype(np.int64) >= fold.train_end

@@ -210,7 +210,8 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     returns, times = test_returns(test, curves, store, params)
     return {"fold": task.fold.index + 1, "dates": dict(store.manifest["split"]["dates"]),
             "run_dir": str(run_dir), "features": list(store.feature_names),
-            "selection": {k: selection[k] for k in ("selected", "candidate", "reason")},
+            "selection": {k: selection[k] for k in ("selected", "candidate", "reason", "candidate_validation_sharpe",
+                                                    "candidate_validation_interval")},
             "validation": _summary(validation["validation"]), "test": _summary(test["test"]),
             "num_timesteps": stats["num_timesteps"], "seconds": round(time.perf_counter() - started, 2),
             "returns": returns, "times": times}
@@ -368,15 +369,19 @@ def plot_oos(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
 
 
 def format_folds(results: Sequence[Mapping[str, Any]]) -> str:
-    """One line per fold: test dates, selected policy, test Sharpe of the agent and each baseline."""
+    """One line per fold: test dates, the best checkpoint's validation Sharpe and interval, the selected
+    policy, and the test Sharpe of the agent (the selected policy), of the checkpoint and of each baseline."""
     names = list(results[0]["test"]["baselines"])
-    lines = [f"{'fold':<5}{'test from':<21}{'to':<21}{'selected':<10}{'val agent':>10}{'agent':>8}"
-             + "".join(f"{n[:12]:>13}" for n in names)]
+    lines = [f"{'fold':<5}{'test from':<12}{'to':<12}{'checkpoint on validation':<26}{'selected':<10}{'agent':>7}"
+             f"{'ckpt':>7}" + "".join(f"{n[:12]:>13}" for n in names)]
     for r in results:
-        d, test = r["dates"], r["test"]
-        lines.append(f"{r['fold']:<5}{d['test_start'][:19]:<21}{d['test_end'][:19]:<21}"
-                     f"{r['selection']['selected']:<10}{r['validation']['agent']['sharpe']:>+10.2f}"
-                     f"{test['agent']['sharpe']:>+8.2f}" + "".join(f"{test['baselines'][n]['sharpe']:>+13.2f}" for n in names))
+        d, test, sel = r["dates"], r["test"], r["selection"]
+        low, high = sel["candidate_validation_interval"]
+        checkpoint = test.get("not_selected", test)["agent"]["sharpe"]
+        lines.append(f"{r['fold']:<5}{d['test_start'][:10]:<12}{d['test_end'][:10]:<12}"
+                     f"{sel['candidate_validation_sharpe']:+6.2f} [{low:+6.2f}, {high:+6.2f}]{'':<4}{sel['selected']:<10}"
+                     f"{test['agent']['sharpe']:>+7.2f}{checkpoint:>+7.2f}"
+                     + "".join(f"{test['baselines'][n]['sharpe']:>+13.2f}" for n in names))
     return "\n".join(lines)
 
 
