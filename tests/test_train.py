@@ -198,6 +198,8 @@ def test_train_seeds_trains_one_run_per_seed_and_reports_each_with_their_mean_an
         test = json.loads((run / "report.json").read_text())
         assert row["test_sharpe"] == test["test"]["agent"]["sharpe"] and row["selected"] == test["selected"]
         assert row["test_sharpe_interval"] == test["test"]["agent"]["sharpe_interval"]
+        checkpoint = test["test"]["not_selected"] if test["selected"] == "flat" else test["test"]
+        assert row["checkpoint_test_sharpe"] == checkpoint["agent"]["sharpe"]
         assert "seeds = []" in (run / "params.toml").read_text()  # each run is a single run (resumable as one)
     assert report["test_sharpe"]["mean"] == pytest.approx(np.mean(sharpes))
     assert report["test_sharpe"]["std"] == pytest.approx(np.std(sharpes, ddof=1))

@@ -294,27 +294,32 @@ def seeds_report(run_dirs: Sequence[Path]) -> dict[str, Any]:
         agent = report["test"]["agent"]
         rows.append({"seed": json.loads((Path(run_dir) / "run.json").read_text())["seed"], "run_dir": str(run_dir),
                      "test_sharpe": agent["sharpe"], "test_sharpe_interval": agent.get("sharpe_interval"),
-                     "turnover": agent["turnover"], "selected": report["selected"]})
+                     "turnover": agent["turnover"], "selected": report["selected"],
+                     # the trained checkpoint's own figure, also where do-no-harm kept the run flat
+                     "checkpoint_test_sharpe": report["test"].get("not_selected", report["test"])["agent"]["sharpe"]})
 
     def spread(key: str) -> dict[str, float]:  # the sample standard deviation (ddof 1; 0 for one seed)
         values = np.array([r[key] for r in rows], dtype=float)
         return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
 
     return {"seeds": rows, "test_sharpe": spread("test_sharpe"), "turnover": spread("turnover"),
+            "checkpoint_test_sharpe": spread("checkpoint_test_sharpe"),
             "selected_model": sum(r["selected"] == "model" for r in rows), "n_seeds": len(rows)}
 
 
 def format_seeds(report: Mapping[str, Any]) -> str:
     """One line per seed, then the mean and standard deviation over seeds."""
-    lines = [f"{'seed':>6}  {'test sharpe':>11}  {'90% interval':<18}{'turnover':>9}  selected"]
+    lines = [f"{'seed':>6}  {'test sharpe':>11}  {'90% interval':<18}{'turnover':>9}  {'selected':<9}"
+             f"{'checkpoint':>10}"]
     for r in report["seeds"]:
         low, high = r["test_sharpe_interval"] or (float("nan"), float("nan"))
         lines.append(f"{r['seed']:>6}  {r['test_sharpe']:>+11.2f}  [{low:+.2f}, {high:+.2f}]{'':<3}"
-                     f"{r['turnover']:>9.3f}  {r['selected']}")
-    s, t = report["test_sharpe"], report["turnover"]
-    lines.append(f"{'mean':>6}  {s['mean']:>+11.2f}  {'':<18}{t['mean']:>9.3f}  "
-                 f"model selected in {report['selected_model']} of {report['n_seeds']}")
-    lines.append(f"{'std':>6}  {s['std']:>11.2f}  {'':<18}{t['std']:>9.3f}  (sample standard deviation over seeds)")
+                     f"{r['turnover']:>9.3f}  {r['selected']:<9}{r['checkpoint_test_sharpe']:>+10.2f}")
+    s, t, c = report["test_sharpe"], report["turnover"], report["checkpoint_test_sharpe"]
+    lines.append(f"{'mean':>6}  {s['mean']:>+11.2f}  {'':<18}{t['mean']:>9.3f}  {'':<9}{c['mean']:>+10.2f}")
+    lines.append(f"{'std':>6}  {s['std']:>11.2f}  {'':<18}{t['std']:>9.3f}  {'':<9}{c['std']:>10.2f}")
+    lines.append(f"(sample standard deviations over seeds; model selected in {report['selected_model']} of "
+                 f"{report['n_seeds']}; checkpoint: the best checkpoint's test Sharpe, selected or not)")
     return "\n".join(lines)
 
 
