@@ -89,11 +89,12 @@ def test_a_fold_too_short_for_a_symbol_is_an_error_naming_the_fold_the_symbol_an
         wf.check_folds(times, folds, params, warmup=30, purge=1)
 
 
-def test_a_folds_selection_never_reads_its_validation_or_test_bars(tmp_path):
+@pytest.mark.parametrize("window", ["expanding", "rolling"])
+def test_a_folds_selection_never_reads_its_validation_or_test_bars(tmp_path, window):
     """Garbage in every bar from a fold's validation start on changes none of its selected features or scores."""
     from signals.build import build
 
-    params = load_params(write_params(tmp_path))
+    params = replace_path(load_params(write_params(tmp_path)), {"walkforward.window": window})
     base = build(params, log=lambda *_: None)
     _, folds = wf.base_layout(base, params)
     fold = folds[1]
@@ -103,6 +104,10 @@ def test_a_folds_selection_never_reads_its_validation_or_test_bars(tmp_path):
     cuts = wf.fold_cuts(times, fold, warmup=base.manifest["max_lookback"], purge=base.manifest["split"]["purge"])
     for symbol in base.symbols:  # the fold's dates, through split.* settings, give the build the layout's bars
         assert first.symbol(symbol).splits == dict(cuts.bounds[symbol])
+        start = first.symbol(symbol).splits["train"][0]
+        assert (fold.start is None) == (window == "expanding")
+        assert start == base.manifest["max_lookback"] if fold.start is None else \
+            first.symbol(symbol).timestamps[start] >= fold.start > first.symbol(symbol).timestamps[start - 1]
     for path in params.data.paths:
         frame = pd.read_csv(path)
         late = pd.to_datetime(frame["Date"]).to_numpy().astype("datetime64[ns]").astype(np.int64) >= fold.train_end
