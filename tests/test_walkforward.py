@@ -171,3 +171,12 @@ def test_walkforward_end_to_end_through_the_cli_and_serial_equals_parallel(tmp_p
     assert [f["test"] for f in serial["folds"]] == [f["test"] for f in record["folds"]]
     assert [f["validation"] for f in serial["folds"]] == [f["validation"] for f in record["folds"]]
     assert serial["oos"] == record["oos"]
+
+
+def test_a_layout_that_does_not_fit_stops_through_the_cli_before_any_fold_trains(tmp_path):
+    params_file = write_params(tmp_path)
+    result = run_module("trader.walkforward", "--params", str(params_file), "--folds", "40",
+                        "--run-dir", str(tmp_path / "wf"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "fold 1 of 40" in result.stderr and "walkforward.folds=40" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "wf").exists()  # nothing trained, nothing written
