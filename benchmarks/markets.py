@@ -31,7 +31,7 @@ SIGMA = 0.003
 """Per-bar volatility of the shocks."""
 T_DF = 5
 """Degrees of freedom of the Student-t shocks (fat tails, scaled to unit variance)."""
-TREND_TAU = 500.0
+TREND_TAU = 1000.0
 """Mean life in bars of the trend market's drift."""
 TREND_EDGE = 0.08
 """Stationary std of the trend drift, in units of SIGMA."""
