@@ -79,4 +79,11 @@ def write_report(run_dir: Path, store: Any, params: Any, log: Any = print, split
         f"costs {params.costs.total_bps:g} bps per unit traded):")
     log(format_table(table_rows(report[split])))
     log(f"report: {run_dir / name}")
+    if split == "test":  # what trader.agent needs to run without the store, and the replay's reference
+        from trader.agent import write_agent_spec
+        from trader.predict import write_test_positions
+
+        spec = write_agent_spec(run_dir, store, params)
+        log(f"agent: {run_dir / 'agent.json'} (decisions need {spec.min_bars} bars); "
+            f"test positions: {write_test_positions(run_dir, store, params)}")
     return report
