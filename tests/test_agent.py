@@ -13,7 +13,7 @@ import pytest
 from envs.trading_env import TradingEnv
 from signals.catalog import Ohlcv
 from signals.store import open_store
-from trader.agent import (AGENT_FILE, Agent, AgentError, AgentSpec, AgentState, FeatureSpec, Policy, feature_matrix,
+from trader.agent import (AGENT_FILE, TOLERANCE, Agent, AgentError, AgentSpec, AgentState, FeatureSpec, Policy, feature_matrix,
                           observation, select_model, tail)
 
 
@@ -93,6 +93,7 @@ def test_tail_features_equal_the_stores_rows_for_every_selected_feature(trained_
     store = open_store(trained_run["store"])
     agent = Agent.load(trained_run["run"])
     assert [f.name for f in agent.spec.features] == list(store.feature_names)
+    assert all(f.converged for f in agent.spec.features)
     for symbol in store.symbols:
         times, ohlcv = store_bars(store, symbol)
         stored = np.asarray(store.symbol(symbol).features)
@@ -102,8 +103,7 @@ def test_tail_features_equal_the_stores_rows_for_every_selected_feature(trained_
             expected = stored[t - agent.spec.window + 1:t + 1]
             got = rows[-agent.spec.window:]
             assert got.dtype == np.float32
-            ulp = np.spacing(np.abs(expected))
-            bad = np.argwhere(np.abs(got - expected) > ulp)
+            bad = np.argwhere(np.abs(got - expected) > TOLERANCE)
             assert not len(bad), (symbol, t, [agent.spec.features[j].name for _, j in bad])
 
 
@@ -123,7 +123,7 @@ def test_agent_observations_equal_the_environments_over_the_test_split(trained_r
             state = AgentState(entry=float(ohlcv.close[t])) if state is None else state
             mine = observation(rows, state, float(ohlcv.close[t]))
             assert mine.shape == obs.shape and mine.dtype == obs.dtype
-            np.testing.assert_allclose(mine, obs, rtol=0, atol=float(np.spacing(np.float32(1.0))), err_msg=f"bar {t}")
+            np.testing.assert_allclose(mine, obs, rtol=0, atol=TOLERANCE, err_msg=f"bar {t}")
             assert np.array_equal(mine[-3:], obs[-3:]), (t, mine[-3:], obs[-3:])  # the state values exactly
             action, _ = agent.policy.act(mine)
             state = state.after(agent.policy.position(action), float(ohlcv.close[t]))
