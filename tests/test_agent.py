@@ -169,3 +169,17 @@ def test_load_honours_a_flat_or_model_selection_in_best_model_json(trained_run, 
     (run / AGENT_FILE).unlink()
     with pytest.raises(AgentError, match="agent.json is missing.*trader.evaluate"):
         Agent.load(run)
+
+
+@pytest.mark.slow
+def test_policy_actions_and_probabilities_are_sb3s(trained_run):
+    import torch
+
+    agent = Agent.load(trained_run["run"])
+    model = agent.policy.model
+    for obs in np.random.default_rng(0).uniform(-1, 1, (64, model.observation_space.shape[0])).astype(np.float32):
+        action, probs = agent.policy.act(obs)
+        assert action == model.predict(obs, deterministic=True)[0]
+        with torch.no_grad():
+            sb3 = model.policy.get_distribution(torch.as_tensor(obs).reshape(1, -1)).distribution.probs.numpy()
+        np.testing.assert_allclose(probs, sb3.reshape(-1), rtol=0, atol=1e-7)

@@ -242,3 +242,27 @@ def test_a_bounded_concurrent_load_gives_no_error(trained_run, tmp_path):
     assert not errors, errors
     assert len(answers) == clients and all(len(a) == requests for a in answers.values())
     assert all(a == answers[0] for a in answers.values())  # the same bars give the same decisions
+
+
+def test_the_requests_the_mt5_ea_sends_get_the_decisions_predict_gives(trained_run, tmp_path):
+    with server(trained_run["run"], tmp_path / "state", "--token", "ea-token") as (client, _):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "mt5" / "send_like_ea.py"), str(trained_run["run"]),
+             "--data", str(trained_run["data"]["AAA"]), "--symbol", "AAA", "--url", f"{client.base_url}/v1/bars",
+             "--token", "ea-token", "--digits", "5", "--bars", "40"], cwd=ROOT, capture_output=True, text=True,
+            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "41 posts" in result.stdout and "0 disagreement(s)" in result.stdout
+
+
+def test_the_ea_body_is_the_mql5_format_byte_for_byte():
+    sys.path.insert(0, str(ROOT / "examples" / "mt5"))
+    from send_like_ea import body_json, parse_position
+
+    bar = {"time": 1700000000, "open": 1.0712345, "high": 1.08, "low": 1.07, "close": 1.075, "volume": 1234}
+    assert body_json("EURUSD", [bar, dict(bar, time=1700003600)], 5) == (
+        b'{"symbol":"EURUSD","bars":[{"time":1700000000,"open":1.07123,"high":1.08000,"low":1.07000,'
+        b'"close":1.07500,"volume":1234},{"time":1700003600,"open":1.07123,"high":1.08000,"low":1.07000,'
+        b'"close":1.07500,"volume":1234}]}')
+    assert parse_position('{"symbol":"A","time":"t","position":-1.0,"probabilities":[1,0,0]}') == -1.0
+    assert parse_position('{"symbol":"A","time":"t","position": null,"probabilities":null}') is None

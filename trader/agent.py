@@ -230,7 +230,10 @@ def iso(time_ns: int) -> str:
 # ---------------------------------------------------------------- the policy
 
 class Policy:
-    """The selected policy: a PPO model's deterministic action and its probabilities, or flat."""
+    """The selected policy: a PPO model's deterministic action and its probabilities, or flat.
+
+    Safe to call from several threads at once (the service does): it keeps nothing between calls.
+    """
 
     def __init__(self, model: Any, spec: AgentSpec) -> None:
         self.model, self.spec = model, spec
@@ -246,11 +249,13 @@ class Policy:
         import torch
 
         policy = self.model.policy
-        with torch.no_grad():
-            dist = policy.get_distribution(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))
+        with torch.no_grad():  # SB3's actor, without get_distribution: it keeps the last one in a shared object
+            features = policy.extract_features(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1),
+                                               policy.pi_features_extractor)
+            out = policy.action_net(policy.mlp_extractor.forward_actor(features))
             if self.spec.positions is None:  # SB3's deterministic action: the Gaussian mean, clipped
-                return float(np.clip(dist.distribution.mean.numpy().reshape(-1)[0], -1.0, 1.0)), None
-            probs = dist.distribution.probs.numpy().reshape(-1).astype(np.float64)
+                return float(np.clip(out.numpy().reshape(-1)[0], -1.0, 1.0)), None
+            probs = torch.softmax(out - out.logsumexp(dim=-1, keepdim=True), dim=-1).numpy().reshape(-1)
         return int(np.argmax(probs)), tuple(float(p) for p in probs)
 
     def position(self, action: int | float) -> float:
