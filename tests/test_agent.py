@@ -86,6 +86,19 @@ def test_selection_follows_best_model_json_then_falls_back_to_the_files(tmp_path
         select_model(tmp_path)
 
 
+def test_a_store_without_its_ohlcv_inputs_is_an_agent_error_not_a_crash(tmp_path):
+    from signals.store import write_synthetic_store
+    from trader.agent import write_agent_spec
+
+    n = 300
+    store = write_synthetic_store(tmp_path / "store", {"AAA": (np.zeros((n, 1), np.float32), np.ones(n),
+                                                               np.arange(n, dtype=np.int64))},
+                                  {"AAA": {"train": (0, 200), "validation": (200, 250), "test": (250, 300)}},
+                                  ["rsi(window=14)"])
+    with pytest.raises(AgentError, match="no ohlcv.npy for AAA"):
+        write_agent_spec(tmp_path, store, params=None)
+
+
 # ---------------------------------------------------------------- against a trained run (about 30 s once)
 
 @pytest.mark.slow

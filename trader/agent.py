@@ -398,6 +398,10 @@ def write_agent_spec(run_dir: Path, store: Any, params: Any) -> AgentSpec:
     from signals.store import save_json
 
     features, symbols = [], {}
+    missing = [s for s in store.symbols if not (Path(store.root) / s / "ohlcv.npy").exists()]
+    if missing:
+        raise AgentError(f"the store {store.root} has no ohlcv.npy for {', '.join(missing)} (not written by "
+                         f"signals.build?): the features' histories cannot be measured")
     data = {s: (np.load(Path(store.root) / s / "ohlcv.npy", mmap_mode="r"), store.symbol(s)) for s in store.symbols}
     for column, entry in enumerate(store.manifest["features"]):
         lookback = int(CATALOG[entry["family"]].lookback(**entry["params"]))
