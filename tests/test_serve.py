@@ -133,6 +133,7 @@ def test_a_restart_in_the_middle_of_a_stream_loses_nothing_acknowledged(trained_
         proc.wait(timeout=30)
     with server(run, tmp_path / "state") as (client, _):
         assert client.get("/v1/symbols/AAA").json() == before
+        assert len((tmp_path / "state" / "AAA.jsonl").read_bytes().splitlines()) == 1  # compacted at start
         assert before["last_time"] == pd.Timestamp(bars[cut - 1]["time"], unit="s").isoformat()
         stream(client, "AAA", bars[cut:cut + 60], replay["AAA"])  # the agent state carried on too
         again = client.post("/v1/bars", json={"symbol": "AAA", "bars": [bars[cut]]})

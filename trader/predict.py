@@ -1,7 +1,8 @@
 """`python -m trader.predict RUN_DIR --data FILE [FILE ...] [--all] [--from TIME] [--out FILE.csv]`
 
 Without `--all`: the agent's decision for the last bar of each file (one symbol per file, named after
-it, read by `signals.data.load_bars` like the build reads its data). With `--all`: every bar after the
+it, read by `signals.data.load_bars` like the build reads its data), from a flat position, as if
+starting now. With `--all`: every bar after the
 warm-up replayed as paper trading would have seen it, one bar at a time (each decision from the last
 `min_bars` bars only, the agent's own position carried from bar to bar), written as `timestamp,
 symbol, position, equity` with the run's costs. `--from TIME` starts the paper account (flat, equity

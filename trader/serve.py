@@ -13,7 +13,8 @@ An HTTP JSON service (FastAPI on uvicorn) that a trading terminal calls on each 
 
 State: each symbol's last `min_bars` bars and its agent state, persisted in `STATE/<symbol>.jsonl`,
 one line per accepted request, appended, flushed and fsynced before the answer is sent: a restart,
-or a kill, loses nothing that was acknowledged (a torn last line, never acknowledged, is dropped).
+or a kill, loses nothing that was acknowledged (a torn last line, never acknowledged, is dropped). At
+start-up each journal is compacted to one line (written beside it, fsynced, renamed over it).
 
 Bad input (an unknown symbol where the run has a fixed symbol list, a timestamp out of order or
 repeated, NaN, a non-positive price, high < low, open or close outside [low, high], a missing field, a
@@ -166,12 +167,31 @@ class Service:
             with open(path, "r+b") as fh:
                 fh.truncate(len(good))
                 os.fsync(fh.fileno())
-        for line in good.splitlines():
+        lines = good.splitlines()
+        for line in lines:
             record = json.loads(line)
             book.bars.extend(tuple(b) for b in record["bars"])
             book.state = AgentState(**record["state"]) if record["state"] else None
             book.last = record["last"]
+        if len(lines) > 1:  # compact: one line holding what the book keeps, so the file stays bounded
+            self._rewrite(path, {"bars": [list(b) for b in book.bars], "state": book.state and book.state.__dict__,
+                                 "last": book.last})
         return book
+
+    @staticmethod
+    def _rewrite(path: Path, record: dict[str, Any]) -> None:
+        """Replace the journal by one record: written and fsynced beside it, then renamed over it."""
+        tmp = path.with_suffix(".jsonl.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(json.dumps(record).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
 
     def _append(self, symbol: str, record: dict[str, Any]) -> None:
         """One line, flushed and fsynced; on failure the file is cut back to what it was."""
