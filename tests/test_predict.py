@@ -70,3 +70,27 @@ def test_from_inside_the_warm_up_and_too_short_files_are_errors(trained_run, tmp
     pd.read_csv(path).head(100).to_csv(short, index=False)
     result = run_module("trader.predict", str(run), "--data", str(short))
     assert result.returncode == 2 and "100 bars given" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("mode", ["long_only", "continuous"])
+def test_the_replay_matches_the_report_in_the_other_action_modes(tmp_path, mode):
+    from test_train import only_run, write_params
+
+    result = run_module("trader.train", "--params", str(write_params(tmp_path)), "--set", f'env.action_mode="{mode}"')
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only_run(tmp_path)
+    rows = reference(run)
+    rows = rows[rows["symbol"] == "AAA"].reset_index(drop=True)
+    out = tmp_path / "replay.csv"
+    result = run_module("trader.predict", str(run), "--data", str(tmp_path / "data" / "AAA.csv"), "--all",
+                        "--from", rows["timestamp"].iloc[0], "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    replay = pd.read_csv(out, dtype={"position": str, "equity": str})
+    assert list(replay["timestamp"]) == list(rows["timestamp"])
+    if mode == "long_only":  # discrete actions: the same positions, so the same equity to the bit
+        pd.testing.assert_frame_equal(replay, rows)
+        assert set(replay["position"].astype(float)) <= {0.0, 1.0}
+    else:  # a position is the policy's mean: features within float32 rounding move it by about as much
+        got, want = replay["position"].astype(float), rows["position"].astype(float)
+        assert np.abs(got - want).max() < 1e-5 and np.abs(want).max() > 0.0
+        np.testing.assert_allclose(replay["equity"].astype(float), rows["equity"].astype(float), rtol=1e-6)

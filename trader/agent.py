@@ -60,6 +60,8 @@ in [-1, 1]). Not 1 ulp of each value: kernels with running sums (WMA, HMA, SMA) 
 another start, up to 2e-7 absolute on the bundled data, which is many ulps of a value near 0."""
 FLAT_POSITION = 0.0
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
+TIME_COLUMNS = ("time", "date", "datetime", "timestamp")
+"""A DataFrame's bar times: the first of these columns it has (any case), else its index."""
 
 
 class AgentError(ValueError):
@@ -141,13 +143,17 @@ class AgentSpec:
 # ---------------------------------------------------------------- bars and features
 
 def as_bars(bars: Any) -> tuple[np.ndarray, Ohlcv]:
-    """(timestamps as int64 ns, Ohlcv) from a DataFrame (a `time` column or a datetime index), a
+    """(timestamps as int64 ns, Ohlcv) from a DataFrame (a time column, see TIME_COLUMNS, or a datetime index), a
     `signals.data.Bars`, or a mapping of arrays (`time`, `open`, `high`, `low`, `close`, `volume`)."""
     import pandas as pd
 
     if isinstance(bars, pd.DataFrame):
-        frame = bars.rename(columns=str.lower)
-        times = frame["time"] if "time" in frame.columns else frame.index.to_series()
+        frame = bars.rename(columns=lambda c: str(c).lower())
+        missing = [f for f in BAR_FIELDS if f not in frame.columns]
+        if missing:
+            raise AgentError(f"bars: no column {', '.join(missing)} (columns: {', '.join(map(str, bars.columns))})")
+        named = [c for c in TIME_COLUMNS if c in frame.columns]
+        times = frame[named[0]] if named else frame.index.to_series()
         times = pd.to_datetime(times).to_numpy(dtype="datetime64[ns]").astype(np.int64)
         arrays = [frame[f].to_numpy(dtype=np.float64) for f in BAR_FIELDS]
     elif hasattr(bars, "timestamps"):
