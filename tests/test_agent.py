@@ -13,8 +13,20 @@ import pytest
 from envs.trading_env import TradingEnv
 from signals.catalog import Ohlcv
 from signals.store import open_store
-from trader.agent import (AGENT_FILE, TOLERANCE, Agent, AgentError, AgentSpec, AgentState, FeatureSpec, Policy, feature_matrix,
-                          observation, select_model, tail)
+from trader.agent import (
+    AGENT_FILE,
+    TOLERANCE,
+    Agent,
+    AgentError,
+    AgentSpec,
+    AgentState,
+    FeatureSpec,
+    Policy,
+    feature_matrix,
+    observation,
+    select_model,
+    tail,
+)
 
 
 def store_bars(store, symbol: str) -> tuple[np.ndarray, Ohlcv]:
@@ -108,7 +120,7 @@ def test_tail_features_equal_the_stores_rows_for_every_selected_feature(trained_
     assert [f.name for f in agent.spec.features] == list(store.feature_names)
     assert all(f.converged for f in agent.spec.features)
     for symbol in store.symbols:
-        times, ohlcv = store_bars(store, symbol)
+        _, ohlcv = store_bars(store, symbol)
         stored = np.asarray(store.symbol(symbol).features)
         start, stop = store.symbol(symbol).split("test")
         for t in range(start, stop):
@@ -125,7 +137,7 @@ def test_agent_observations_equal_the_environments_over_the_test_split(trained_r
     store = open_store(trained_run["store"])
     agent = Agent.load(trained_run["run"])
     for symbol in store.symbols:
-        times, ohlcv = store_bars(store, symbol)
+        _, ohlcv = store_bars(store, symbol)
         env = TradingEnv(store, "test", symbols=[symbol], window=agent.spec.window,
                          action_mode=agent.spec.action_mode, episode_length=None)
         obs, info = env.reset(seed=0)

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_module
 
 pytestmark = pytest.mark.slow  # every test here uses the session's trained run (about 30 s once)

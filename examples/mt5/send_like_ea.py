@@ -87,7 +87,7 @@ def terminal_bars(path: str, digits: int) -> list[dict]:
                                  bars.low.tolist(), bars.close.tolist(), bars.volume.tolist()):
         prices = [float(double_to_string(x, digits)) for x in (o, h, lo, c)]
         out.append({"time": t // 10**9, "open": prices[0], "high": max(prices), "low": min(prices),
-                    "close": prices[3], "volume": int(round(v))})
+                    "close": prices[3], "volume": round(v)})
     return out
 
 
