@@ -370,7 +370,7 @@ class TradingEnv(gym.Env):
         self._symbol = layout.name
         self._windows = layout.windows
         # A memoryview indexes to Python floats straight from the memmap, faster than ndarray indexing.
-        self._price = memoryview(layout.close)
+        self._price = memoryview(layout.close)  # type: ignore[arg-type]  # an ndarray is a buffer
         self._scale = layout.reward_scale
 
     def reset(self, *, seed: int | None = None,

@@ -251,7 +251,7 @@ def _read_csv(path: Path, fmt: str) -> _Table:
     return _named_table(path, frame, lines, fmt)
 
 
-def _find_columns(path: Path, frame: pd.DataFrame, fields: dict[str, tuple[str, ...]]) -> dict[str, str]:
+def _find_columns(path: Path, frame: pd.DataFrame, fields: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
     """Map each field to the file's column name; DataError listing what was found."""
     by_norm: dict[str, str] = {}
     for col in frame.columns:

@@ -248,9 +248,11 @@ class Policy:
         if self.model is None:  # the do-no-harm choice: stay flat
             if self.spec.positions is None:
                 return FLAT_POSITION, None
+            assert self.spec.flat_action is not None  # discrete actions have a flat one
+            flat = int(self.spec.flat_action)
             probs = [0.0] * len(self.spec.positions)
-            probs[self.spec.flat_action] = 1.0
-            return self.spec.flat_action, tuple(probs)
+            probs[flat] = 1.0
+            return flat, tuple(probs)
         import torch
 
         policy = self.model.policy
@@ -260,8 +262,8 @@ class Policy:
             out = policy.action_net(policy.mlp_extractor.forward_actor(features))
             if self.spec.positions is None:  # SB3's deterministic action: the Gaussian mean, clipped
                 return float(np.clip(out.numpy().reshape(-1)[0], -1.0, 1.0)), None
-            probs = torch.softmax(out - out.logsumexp(dim=-1, keepdim=True), dim=-1).numpy().reshape(-1)
-        return int(np.argmax(probs)), tuple(float(p) for p in probs)
+            weights = torch.softmax(out - out.logsumexp(dim=-1, keepdim=True), dim=-1).numpy().reshape(-1)
+        return int(np.argmax(weights)), tuple(float(p) for p in weights)
 
     def position(self, action: int | float) -> float:
         return float(action) if self.spec.positions is None else self.spec.positions[int(action)]

@@ -41,7 +41,7 @@ class RolloutMlpPolicy(ActorCriticPolicy):
         if torch.is_grad_enabled() or not self._numpy_capable(obs):
             return super().forward(obs, deterministic)
         if self._numpy_layers is None:
-            self._numpy_layers = (self._layers(self.mlp_extractor.policy_net, self.action_net),
+            self._numpy_layers = (self._layers(self.mlp_extractor.policy_net, self.action_net),  # type: ignore[arg-type]
                                   self._layers(self.mlp_extractor.value_net, self.value_net))
         pi_layers, vf_layers = self._numpy_layers
         x = obs.reshape(obs.shape[0], -1).numpy()

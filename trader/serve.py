@@ -265,8 +265,9 @@ class Service:
 
     def _answer(self, book: Book) -> dict[str, Any]:
         held = len(book.bars)
-        if book.last is None or book.last["time"] != iso(book.last_time):
-            return {"symbol": book.symbol, "time": iso(book.last_time), "position": None, "probabilities": None,
+        newest = iso(book.last_time) if book.last_time is not None else None
+        if book.last is None or book.last["time"] != newest:
+            return {"symbol": book.symbol, "time": newest, "position": None, "probabilities": None,
                     "bars_held": held, "bars_needed": self.agent.min_bars}
         return {"symbol": book.symbol, **book.last, "bars_held": held, "bars_needed": self.agent.min_bars}
 
@@ -275,7 +276,7 @@ class Service:
         with book.lock:
             return {"symbol": symbol, "bars_held": len(book.bars), "bars_needed": self.agent.min_bars,
                     "first_time": iso(book.bars[0][0]) if book.bars else None,
-                    "last_time": iso(book.last_time) if book.bars else None,
+                    "last_time": iso(book.last_time) if book.last_time is not None else None,
                     "position": book.state.position if book.state else None, "last_decision": book.last}
 
 
