@@ -72,7 +72,8 @@ def _trend_mu(rng: np.random.Generator, n: int) -> np.ndarray:
     return mu
 
 
-def _returns_with_reversion(shocks: np.ndarray, base_mu: np.ndarray, reverting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _returns_with_reversion(shocks: np.ndarray, base_mu: np.ndarray, reverting: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """r[t+1] = mu[t] + shock; mu[t] = base_mu[t], or -phi * mean(r[t-2..t]) where `reverting`."""
     n = len(shocks)
     r = np.zeros(n)

@@ -418,8 +418,10 @@ def _check_prices(table: _Table, v: dict[str, np.ndarray]) -> None:
             raise table.fail(i, table.cells[field][0], message, int(bad.sum()))
     checks = (
         ("high", v["high"] < v["low"], "high {high:.10g} is below low {low:.10g}"),
-        ("high", v["high"] < np.maximum(v["open"], v["close"]), "high {high:.10g} is below open {open:.10g} or close {close:.10g}"),
-        ("low", v["low"] > np.minimum(v["open"], v["close"]), "low {low:.10g} is above open {open:.10g} or close {close:.10g}"),
+        ("high", v["high"] < np.maximum(v["open"], v["close"]),
+         "high {high:.10g} is below open {open:.10g} or close {close:.10g}"),
+        ("low", v["low"] > np.minimum(v["open"], v["close"]),
+         "low {low:.10g} is above open {open:.10g} or close {close:.10g}"),
         ("volume", v["volume"] < 0, "negative volume {volume:.10g}"),
     )
     for field, bad, template in checks:

@@ -37,7 +37,8 @@ class RolloutMlpPolicy(ActorCriticPolicy):
         super().__init__(*args, **kwargs)
         self._numpy_layers: tuple[Layers, Layers] | None = None
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, deterministic: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if torch.is_grad_enabled() or not self._numpy_capable(obs):
             return super().forward(obs, deterministic)
         if self._numpy_layers is None:

@@ -65,7 +65,8 @@ def env_positions(agent: Agent, store: Any, params: Any, symbol: str, split: str
     from envs.factory import env_kwargs
     from envs.trading_env import TradingEnv
 
-    env = TradingEnv(store, split, symbols=[symbol], **(env_kwargs(params.env, params.costs) | {"episode_length": None}))
+    kwargs = env_kwargs(params.env, params.costs) | {"episode_length": None}
+    env = TradingEnv(store, split, symbols=[symbol], **kwargs)
     obs, info = env.reset(seed=params.train.seed)
     bars, positions, done = [int(info["bar"])], [], False
     while True:

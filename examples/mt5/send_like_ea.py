@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         want = expected.get(when)
         if status != 200 or position != want:
             failures += 1
-            print(f"post {i} (bar {when}): HTTP {status}, position {position}, predict --all says {want}: {answer[:300]}")
+            print(f"post {i} (bar {when}): HTTP {status}, position {position}, "
+                  f"predict --all says {want}: {answer[:300]}")
     print(f"{1 + len(stream)} posts ({len(history)} history bars, then {len(stream)} one bar each): "
           f"{failures} disagreement(s)")
     return 1 if failures else 0
