@@ -72,6 +72,12 @@ def test_train_end_to_end_writes_every_output(tmp_path):
         low, high = metrics["sharpe_interval"]
         assert low <= high, name
     assert set(test["agent_beats"]) == {"buy_and_hold", "flat", "random", "best_signal"}
+    progress = (run / "logs" / "from_step_0" / "progress.csv").read_text().splitlines()
+    columns = progress[0].split(",")
+    for key in ("episode/return", "episode/length", "episode/turnover", "episode/costs", "validation/sharpe"):
+        assert key in columns, key
+    lengths = [row.split(",")[columns.index("episode/length")] for row in progress[1:]]
+    assert any(value and float(value) == 128 for value in lengths)  # env.episode_length of these settings
     if report["selected"] == "flat":
         assert test["agent"]["trades"] == 0 and "not_selected" in test
         assert "no edge found on validation: the selected policy stays flat" in result.stdout
