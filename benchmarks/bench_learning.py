@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from markets import MARKETS, choose_rule, make_market, oracle_positions, segment_metrics  # noqa: E402
+from markets import MARKETS, Market, choose_oracle, choose_rule, make_market, segment_metrics  # noqa: E402
 
 from signals.store import open_store, periods_per_year  # noqa: E402
 
@@ -73,7 +72,7 @@ def train(folder: Path, data_path: Path, seed: int, overrides: list[str]) -> tup
     return json.loads((run_dir / "report.json").read_text()), wall
 
 
-def evaluate_references(kind: str, folder: Path, report: dict[str, Any], mu: np.ndarray | None
+def evaluate_references(kind: str, folder: Path, report: dict[str, Any], market: Market | None
                         ) -> dict[str, dict[str, float]]:
     """Reference rule, oracle (synthetic markets only) on the report's test bars, at its costs."""
     store = open_store(folder / "store")
@@ -87,17 +86,19 @@ def evaluate_references(kind: str, folder: Path, report: dict[str, Any], mu: np.
     train_bars = tuple(data.split("train"))
     label, positions = choose_rule(kind, close, train_bars, cost, ppy)
     out["reference"] = segment_metrics(close, positions, (first, last), cost, ppy) | {"rule": label}
-    if mu is not None:
+    if market is not None:
         # The store keeps every bar of the file (warm-up included), so the market's mu aligns by index.
-        out["oracle"] = segment_metrics(close, oracle_positions(mu[-len(close):], cost), (first, last), cost, ppy)
+        positions = choose_oracle(market, close, train_bars, cost, ppy)
+        out["oracle"] = segment_metrics(close, positions, (first, last), cost, ppy)
     return out
 
 
 def run_case(kind: str, name: str, data_path: Path, folder: Path, seed: int, overrides: list[str],
-             mu: np.ndarray | None) -> dict[str, Any]:
+             market: Market | None) -> dict[str, Any]:
     report, wall = train(folder, data_path, seed, overrides)
     test = report["test"]
-    refs = evaluate_references(kind, folder, report, mu)
+    refs = evaluate_references(kind, folder, report, market)
+    checkpoint = test.get("not_selected", test)
     row = {"market": name, "seed": seed, "wall_s": round(wall, 1),
            "agent": test["agent"]["sharpe"], "turnover": test["agent"]["turnover"],
            "agent_0x": test["agent_costs"]["0x"]["sharpe"],
@@ -106,9 +107,11 @@ def run_case(kind: str, name: str, data_path: Path, folder: Path, seed: int, ove
            "reference": refs["reference"]["sharpe"], "reference_rule": refs["reference"]["rule"],
            "oracle": refs["oracle"]["sharpe"] if "oracle" in refs else float("nan"),
            "selected": report.get("selected", "model"),
+           "checkpoint": checkpoint["agent"]["sharpe"], "checkpoint_turnover": checkpoint["agent"]["turnover"],
            "agent_interval": test["agent"].get("sharpe_interval")}
     print(f"  {name:12s} seed {seed}: agent {row['agent']:+.2f} (turnover {row['turnover']:.3f}, 0x "
-          f"{row['agent_0x']:+.2f}, {row['selected']}), reference {row['reference']:+.2f} "
+          f"{row['agent_0x']:+.2f}, {row['selected']}; checkpoint {row['checkpoint']:+.2f} turnover "
+          f"{row['checkpoint_turnover']:.3f}), reference {row['reference']:+.2f} "
           f"[{row['reference_rule']}], oracle {row['oracle']:+.2f}, b&h {row['buy_and_hold']:+.2f}, "
           f"best_signal {row['best_signal']:+.2f}; {wall:.0f} s", flush=True)
     return row
@@ -122,7 +125,8 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):+.2f} ± {sd:.2f}"
 
 
-COLUMNS = ("agent", "turnover", "agent_0x", "reference", "oracle", "best_signal", "buy_and_hold", "wall_s")
+COLUMNS = ("agent", "turnover", "checkpoint", "agent_0x", "reference", "oracle", "best_signal", "buy_and_hold",
+           "wall_s")
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             (folder / "data").mkdir(parents=True, exist_ok=True)
             path = folder / "data" / f"{market.name}.csv"
             market.frame.to_csv(path, index=False)
-            rows.append(run_case(kind, kind, path, folder, seed, overrides, market.mu) | {"kind": kind})
+            rows.append(run_case(kind, kind, path, folder, seed, overrides, market) | {"kind": kind})
     for file in args.files:
         path = (ROOT / file).resolve()
         for seed in seeds:

@@ -143,7 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--per-family", type=int, default=2, help="variants per family in the pool run (0: every variant of the default grid, "
+    parser.add_argument("--per-family", type=int, default=2,
+                        help="variants per family in the pool run (0: every variant of the default grid, "
                         "about 4 GB of temporary files at 1,000,000 bars)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--quick", action="store_true", help="100,000 bars, 2 repeats")

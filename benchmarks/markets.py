@@ -31,7 +31,7 @@ SIGMA = 0.003
 """Per-bar volatility of the shocks."""
 T_DF = 5
 """Degrees of freedom of the Student-t shocks (fat tails, scaled to unit variance)."""
-TREND_TAU = 500.0
+TREND_TAU = 1000.0
 """Mean life in bars of the trend market's drift."""
 TREND_EDGE = 0.08
 """Stationary std of the trend drift, in units of SIGMA."""
@@ -50,6 +50,8 @@ class Market:
     frame: pd.DataFrame
     mu: np.ndarray
     kind: str
+    persistence: np.ndarray
+    """Bars the edge at each bar is expected to last: what the oracle weighs a change's cost against."""
 
     @property
     def close(self) -> np.ndarray:
@@ -70,7 +72,8 @@ def _trend_mu(rng: np.random.Generator, n: int) -> np.ndarray:
     return mu
 
 
-def _returns_with_reversion(shocks: np.ndarray, base_mu: np.ndarray, reverting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _returns_with_reversion(shocks: np.ndarray, base_mu: np.ndarray, reverting: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """r[t+1] = mu[t] + shock; mu[t] = base_mu[t], or -phi * mean(r[t-2..t]) where `reverting`."""
     n = len(shocks)
     r = np.zeros(n)
@@ -110,6 +113,7 @@ def make_market(kind: str, seed: int, n: int = 20_000, start: str = "2020-01-01"
         raise ValueError(f"unknown market {kind!r}: choose one of {', '.join(MARKETS)}")
     rng = np.random.default_rng([seed, list(MARKETS).index(kind)])
     shocks = _shocks(rng, n)
+    reverting = np.zeros(n, dtype=bool)
     if kind == "random_walk":
         mu = np.zeros(n)
         r = np.concatenate([[0.0], shocks[1:]])
@@ -117,10 +121,14 @@ def make_market(kind: str, seed: int, n: int = 20_000, start: str = "2020-01-01"
         mu = _trend_mu(rng, n)
         r = np.concatenate([[0.0], mu[:-1] + shocks[1:]])
     elif kind == "reversion":
-        r, mu = _returns_with_reversion(shocks, np.zeros(n), np.ones(n, dtype=bool))
+        reverting = np.ones(n, dtype=bool)
+        r, mu = _returns_with_reversion(shocks, np.zeros(n), reverting)
     else:
-        r, mu = _returns_with_reversion(shocks, _trend_mu(rng, n), _regimes(rng, n))
-    return Market(name=f"{kind.upper()}{seed}", frame=_frame(rng, r, start), mu=mu, kind=kind)
+        reverting = _regimes(rng, n)
+        r, mu = _returns_with_reversion(shocks, _trend_mu(rng, n), reverting)
+    persistence = np.where(reverting, REVERSION_LAGS / 2.0, TREND_TAU / 5.0)
+    return Market(name=f"{kind.upper()}{seed}", frame=_frame(rng, r, start), mu=mu, kind=kind,
+                  persistence=persistence)
 
 
 MARKETS = ("trend", "reversion", "regimes", "random_walk")
@@ -151,22 +159,38 @@ def momentum_positions(close: np.ndarray, lags: int) -> np.ndarray:
     return -reversal_positions(close, lags)
 
 
-def oracle_positions(mu: np.ndarray, cost_bps: float, horizon: float = 10.0) -> np.ndarray:
-    """sign(mu), but a change of position only when mu's expected gain over `horizon` bars pays its cost.
+def oracle_positions(mu: np.ndarray, cost_bps: float, persistence: np.ndarray | float = 10.0) -> np.ndarray:
+    """sign(mu), changing position only when mu's expected gain over the edge's persistence pays the cost.
 
-    The oracle knows the planted edge; the hysteresis keeps it from paying costs on flips its edge cannot
-    repay, so it is a fair upper reference at the same costs.
+    The oracle knows the planted edge (mu[t] and how long such an edge lasts, never a later bar's mu); the
+    hysteresis keeps it from paying costs on flips its edge cannot repay, so it is a fair upper reference
+    at the same costs.
     """
-    threshold = cost_bps * 1e-4 / horizon
+    thresholds = cost_bps * 1e-4 / np.broadcast_to(np.asarray(persistence, dtype=np.float64), mu.shape)
     positions = np.zeros(len(mu))
     held = 0.0
-    for t, m in enumerate(mu):
+    for t, (m, threshold) in enumerate(zip(mu.tolist(), thresholds.tolist())):
         if m > threshold:
             held = 1.0
         elif m < -threshold:
             held = -1.0
         positions[t] = held
     return positions
+
+
+def choose_oracle(market: Market, close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
+                  periods_per_year: float) -> np.ndarray:
+    """The oracle's positions, its hysteresis (a multiple of the edge's persistence, 0 = none) chosen on the
+    training split as the reference rules' parameters are."""
+    mu, persistence = market.mu[-len(close):], market.persistence[-len(close):]
+    best: tuple[float, np.ndarray] | None = None
+    for multiple in (1e-9, 0.25, 0.5, 1.0, 2.0, 4.0):
+        positions = oracle_positions(mu, cost_bps, persistence * multiple)
+        sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
+        if best is None or sharpe > best[0]:
+            best = (sharpe, positions)
+    assert best is not None
+    return best[1]
 
 
 @dataclass(frozen=True)

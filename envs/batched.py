@@ -155,6 +155,17 @@ class BatchedTradingVecEnv(VecEnv):
 
     # ------------------------------------------------------------ state
 
+    # Per-env float state, one array each (declared for the type checker; made by _allocate).
+    _position: np.ndarray
+    _held: np.ndarray
+    _entry: np.ndarray
+    _equity: np.ndarray
+    _total_cost: np.ndarray
+    _turnover: np.ndarray
+    _peak: np.ndarray
+    _drawdown: np.ndarray
+    _scale: np.ndarray
+
     def _allocate(self, n: int) -> None:
         """Per-env state arrays (index i = environment i); set properly by the first reset()."""
         self._symbol = np.zeros(n, dtype=np.int64)
@@ -244,7 +255,7 @@ class BatchedTradingVecEnv(VecEnv):
         row_next = row + self._one_row
         price, price_next = self._prices(row, row_next)
         old = self._position
-        cost, growth = accounting.step(old, new, price, price_next, self._rates)
+        cost, growth = accounting.step(old, new, price, price_next, self._rates)  # type: ignore[arg-type]  # arrays too
         paid = cost * self._equity
         equity = self._equity * growth
         total_cost = self._total_cost + paid
@@ -276,7 +287,7 @@ class BatchedTradingVecEnv(VecEnv):
         else:
             dones = np.zeros(self.num_envs, dtype=bool)
             infos = BatchInfos(arrays, self._not_done, terminated, self._names, self._first_row)
-        return obs, reward.astype(np.float32), dones, infos
+        return obs, reward.astype(np.float32), dones, infos  # type: ignore[return-value]  # BatchInfos is a Sequence
 
     def _auto_reset(self, finished: np.ndarray, obs: np.ndarray, infos: BatchInfos) -> None:
         """Reset the finished environments as DummyVecEnv does: terminal observation in the info, new obs."""

@@ -78,7 +78,7 @@ class WatchedSubprocVecEnv(SubprocVecEnv):
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], start_method: str = "forkserver",
                  timeout_s: float = 60.0) -> None:
-        wrapped = [functools.partial(_worker_env, fn) for fn in env_fns]
+        wrapped: list[Callable[[], gym.Env]] = [functools.partial(_worker_env, fn) for fn in env_fns]
         try:
             super().__init__(wrapped, start_method=start_method)
         except (EOFError, ConnectionResetError):

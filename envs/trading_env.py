@@ -53,8 +53,8 @@ class SymbolLayout:
 
     `windows[t - window + 1]` is the flattened observation window ending at bar t (a strided view on the
     memory-mapped features: rows t - window + 1 .. t). `first_bar` is the first decision bar of the split
-    (its start, or train start + window - 1 if later); `last_bar` (stop - 1) is the last bar of the split: it is observed, never traded
-    from, since trading from it would earn the return to a bar outside the split.
+    (its start, or train start + window - 1 if later); `last_bar` (stop - 1) is the last bar of the split:
+    it is observed, never traded from, since trading from it would earn the return to a bar outside the split.
     """
 
     name: str
@@ -370,7 +370,7 @@ class TradingEnv(gym.Env):
         self._symbol = layout.name
         self._windows = layout.windows
         # A memoryview indexes to Python floats straight from the memmap, faster than ndarray indexing.
-        self._price = memoryview(layout.close)
+        self._price = memoryview(layout.close)  # type: ignore[arg-type]  # an ndarray is a buffer
         self._scale = layout.reward_scale
 
     def reset(self, *, seed: int | None = None,

@@ -12,7 +12,7 @@ from settings.schema import (BuildConfig, CostsConfig, DataConfig, EnvConfig, Pa
 
 __all__ = [
     "BuildConfig", "ConfigError", "CostsConfig", "DataConfig", "EnvConfig", "Params", "PPOConfig", "SignalsConfig",
-    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "WalkForwardConfig", "add_params_arguments", "apply_override",
-    "load_params", "params_from_cli",
+    "SplitConfig", "TrainConfig", "TuneConfig", "TuneFastConfig", "WalkForwardConfig", "add_params_arguments",
+    "apply_override", "load_params", "params_from_cli",
     "params_from_dict", "parse_override", "replace_path", "to_dict", "to_toml",
 ]

@@ -106,7 +106,7 @@ def _suggest(key: str, known: Iterable[str], prefix: str) -> str:
 
 def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
     """Check one value against its annotation; ints are accepted for floats, lists for tuples."""
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", source)
     origin = typing.get_origin(hint)
     if origin is tuple:

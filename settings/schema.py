@@ -309,11 +309,11 @@ class TuneConfig:
     """Validation evaluations reported per trial for pruning."""
     learning_rate: tuple[float, float] = (1e-5, 1e-2)
     """Range of the learning rate (log scale)."""
-    ent_coef: tuple[float, float] = (1e-8, 0.1)
+    ent_coef: tuple[float, float] = (1e-8, 0.01)
     """Range of the entropy coefficient (log scale)."""
-    one_minus_gamma: tuple[float, float] = (1e-4, 0.1)
+    one_minus_gamma: tuple[float, float] = (0.01, 0.5)
     """Range of 1 - gamma (log scale)."""
-    one_minus_gae_lambda: tuple[float, float] = (1e-3, 0.2)
+    one_minus_gae_lambda: tuple[float, float] = (0.02, 0.5)
     """Range of 1 - GAE lambda (log scale)."""
     n_steps_pow2: tuple[int, int] = (6, 10)
     """Range of log2(n_steps)."""
@@ -325,8 +325,10 @@ class TuneConfig:
     """Choices of the clip range."""
     net_width_pow2: tuple[int, int] = (5, 8)
     """Range of log2 of the hidden layer width (two layers)."""
-    window: tuple[int, ...] = (4, 8, 16, 32)
+    window: tuple[int, ...] = (1, 2, 4, 8)
     """Choices of the observation window."""
+    trade_penalty: tuple[float, float] = (0.0, 3.0)
+    """Range of the training penalty per unit traded, as a multiple of the costs."""
     reward: tuple[str, ...] = ("log_return", "differential_sharpe")
     """Choices of the reward."""
     keep_per_family: tuple[int, int] = (1, 5)
@@ -347,6 +349,8 @@ class TuneConfig:
         for name in ("learning_rate", "ent_coef", "one_minus_gamma", "one_minus_gae_lambda"):
             low, high = getattr(self, name)
             require(0 < low < high, name, f"must be [low, high] with 0 < low < high (got {[low, high]})")
+        low, high = self.trade_penalty
+        require(0 <= low <= high, "trade_penalty", f"must be [low, high] with 0 <= low <= high (got {[low, high]})")
         for name in ("n_steps_pow2", "batch_size_pow2", "n_epochs", "net_width_pow2", "keep_per_family"):
             low, high = getattr(self, name)
             require(1 <= low <= high, name, f"must be [low, high] with 1 <= low <= high (got {[low, high]})")

@@ -380,7 +380,7 @@ def _csv(rows: list[dict]) -> str:
 
 def _family_counts(plan: Plan, kept: list[int]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
-    for i, (family, _) in enumerate(plan.variants):
+    for family, _ in plan.variants:
         counts.setdefault(family, {"tried": 0, "kept": 0})["tried"] += 1
     for i in kept:
         counts[plan.variants[i][0]]["kept"] += 1
@@ -492,7 +492,8 @@ def log_splits(inputs: dict[str, SymbolInput], split_info: dict[str, Any], log: 
     for symbol, info in inputs.items():
         repairs = ", ".join(f"{k}: {v}" for k, v in info.bars.repairs.items() if v) or "none needed"
         ts = info.bars.timestamps
-        spans = ", ".join(f"{k} [{a}, {b}) {pd.Timestamp(ts[a]):%Y-%m-%d %H:%M}..{pd.Timestamp(ts[b - 1]):%Y-%m-%d %H:%M}"
+        when = "%Y-%m-%d %H:%M"
+        spans = ", ".join(f"{k} [{a}, {b}) {pd.Timestamp(ts[a]):{when}}..{pd.Timestamp(ts[b - 1]):{when}}"
                           for k, (a, b) in info.splits.items())
         log(f"  {symbol}: {len(info.bars)} bars from {info.bars.path} (repairs: {repairs}); {spans}")
 

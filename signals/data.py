@@ -251,7 +251,7 @@ def _read_csv(path: Path, fmt: str) -> _Table:
     return _named_table(path, frame, lines, fmt)
 
 
-def _find_columns(path: Path, frame: pd.DataFrame, fields: dict[str, tuple[str, ...]]) -> dict[str, str]:
+def _find_columns(path: Path, frame: pd.DataFrame, fields: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
     """Map each field to the file's column name; DataError listing what was found."""
     by_norm: dict[str, str] = {}
     for col in frame.columns:
@@ -418,8 +418,10 @@ def _check_prices(table: _Table, v: dict[str, np.ndarray]) -> None:
             raise table.fail(i, table.cells[field][0], message, int(bad.sum()))
     checks = (
         ("high", v["high"] < v["low"], "high {high:.10g} is below low {low:.10g}"),
-        ("high", v["high"] < np.maximum(v["open"], v["close"]), "high {high:.10g} is below open {open:.10g} or close {close:.10g}"),
-        ("low", v["low"] > np.minimum(v["open"], v["close"]), "low {low:.10g} is above open {open:.10g} or close {close:.10g}"),
+        ("high", v["high"] < np.maximum(v["open"], v["close"]),
+         "high {high:.10g} is below open {open:.10g} or close {close:.10g}"),
+        ("low", v["low"] > np.minimum(v["open"], v["close"]),
+         "low {low:.10g} is above open {open:.10g} or close {close:.10g}"),
         ("volume", v["volume"] < 0, "negative volume {volume:.10g}"),
     )
     for field, bad, template in checks:

@@ -49,7 +49,7 @@ _STD_EPS = 1e-12
 if hasattr(jax, "enable_x64"):
     _enable_x64 = jax.enable_x64
 else:  # pragma: no cover - older jax
-    from jax.experimental import enable_x64 as _enable_x64
+    from jax.experimental import enable_x64 as _enable_x64  # type: ignore[attr-defined,no-redef]
 
 
 # --------------------------------------------------------------------------
@@ -359,11 +359,12 @@ def score_variants(
     backend: str = "jax",
 ) -> dict[str, np.ndarray]:
     """Score every variant on rows ``[start, stop)``; ``backend`` is "jax" or "numpy"."""
-    kwargs = dict(start=start, stop=stop, horizon=horizon, cost_bps=cost_bps, periods_per_year=periods_per_year)
     if backend == "jax":
-        return score_variants_jax(features, close, **kwargs)
+        return score_variants_jax(features, close, start=start, stop=stop, horizon=horizon, cost_bps=cost_bps,
+                                  periods_per_year=periods_per_year)
     if backend == "numpy":
-        return score_variants_numpy(features, close, **kwargs)
+        return score_variants_numpy(features, close, start=start, stop=stop, horizon=horizon, cost_bps=cost_bps,
+                                    periods_per_year=periods_per_year)
     raise ValueError(f"unknown backend {backend!r}; expected 'jax' or 'numpy'")
 
 

@@ -81,3 +81,17 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, timeout: float = 600, 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env, **popen)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny trained run (tests/test_train.py's settings, about 30 s), shared by the agent, predict and
+    serve tests: {"run": run directory, "store": store, "data": {symbol: csv path}}."""
+    from test_train import write_params
+
+    tmp = tmp_path_factory.mktemp("trained")
+    # The tiny run has no edge worth its name: do-no-harm would select flat, and these tests need the model.
+    result = run_module("trader.train", "--params", str(write_params(tmp)), "--set", "train.do_no_harm=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = sorted((tmp / "runs").iterdir())
+    return {"run": run, "store": tmp / "store", "data": {p.stem: p for p in sorted((tmp / "data").glob("*.csv"))}}

@@ -140,7 +140,8 @@ def test_ambiguous_slash_dates_are_not_guessed(tmp_path: Path) -> None:
 
 
 def test_separate_date_and_time_columns(tmp_path: Path) -> None:
-    rows = [f"{t[:10]},{t[11:]},{o},{h},{lo},{c},{v}" for t, o, h, lo, c, v in zip(TIMES, OPEN, HIGH, LOW, CLOSE, VOLUME)]
+    rows = [f"{t[:10]},{t[11:]},{o},{h},{lo},{c},{v}"
+            for t, o, h, lo, c, v in zip(TIMES, OPEN, HIGH, LOW, CLOSE, VOLUME)]
     path = write(tmp_path, "dt.csv", "Date,Time,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
     assert_standard_bars(load_bars(path))
 
@@ -205,7 +206,8 @@ BAD_CASES = {
     "high-below-close": (bad_line("2020-01-02,1.5,2.5,1,3,20"), r"line 3, column 'High': high 2.5 is below .*close 3"),
     "low-above-open": (bad_line("2020-01-02,1.5,2.5,1.8,2,20"), r"line 3, column 'Low': low 1.8 is above open 1.5"),
     "negative-volume": (bad_line("2020-01-02,1.5,2.5,1,2,-5"), r"line 3, column 'Volume': negative volume -5"),
-    "bad-timestamp": (bad_line("2020-13-45,1.5,2.5,1,2,20"), r"line 3, column 'Date': unparseable timestamp '2020-13-45'"),
+    "bad-timestamp": (bad_line("2020-13-45,1.5,2.5,1,2,20"),
+                      r"line 3, column 'Date': unparseable timestamp '2020-13-45'"),
     "empty-timestamp": (bad_line(",1.5,2.5,1,2,20"), r"line 3, column 'Date': empty timestamp cell"),
     "conflicting-duplicate": (
         bad_line("2020-01-01,1.5,2.5,1,2,20"),

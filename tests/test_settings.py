@@ -1,5 +1,6 @@
 """The config tree: defaults, parameters.toml, unknown keys, bad values, overrides, round trip."""
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -67,5 +68,5 @@ def test_toml_round_trip(tmp_path):
 
 
 def test_params_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Params().env.window = 3  # type: ignore[misc]

@@ -186,11 +186,13 @@ def test_one_date_with_fraction_for_the_other_cut() -> None:
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    ({"train": 0.6, "validation": 0.399}, r"the test split has \d+ bars.*change split.train=0.6, split.validation=0.399"),
+    ({"train": 0.6, "validation": 0.399},
+     r"the test split has \d+ bars.*change split.train=0.6, split.validation=0.399"),
     ({"train": 0.04, "validation": 0.2, "embargo": 30}, r"the train split has 40 bars.*minimum 50"),
     ({"train": 0.8, "validation": 0.3}, r"train \+ validation < 1"),
     ({"train": 0.0, "validation": 0.3}, r"must be > 0"),
-    ({"train_end": "2019-06-01", "validation_end": "2020-06-01"}, r"the train split has 0 bars.*train_end='2019-06-01'"),
+    ({"train_end": "2019-06-01", "validation_end": "2020-06-01"},
+     r"the train split has 0 bars.*train_end='2019-06-01'"),
     ({"train_end": "2020-06-01", "validation_end": "2020-03-01"}, r"validation split ends.*validation_end="),
     ({"train_end": "not a date"}, r"train_end='not a date' is not an ISO date"),
     ({"warmup": 1000}, r"warmup of 1000 bars leaves nothing"),

@@ -65,6 +65,22 @@ def test_train_end_to_end_writes_every_output(tmp_path):
                 "hit_rate", "costs_paid"):
         assert key in test["agent"]
     assert test["baselines"]["flat"]["total_return"] == 0.0
+    selection = json.loads((run / "best_model.json").read_text())
+    assert report["selected"] == selection["selected"] in ("model", "flat")
+    assert selection["reason"] == report["selection_reason"] and len(selection["candidate_validation_interval"]) == 2
+    for name, metrics in [("agent", test["agent"])] + list(test["baselines"].items()):
+        low, high = metrics["sharpe_interval"]
+        assert low <= high, name
+    assert set(test["agent_beats"]) == {"buy_and_hold", "flat", "random", "best_signal"}
+    progress = (run / "logs" / "from_step_0" / "progress.csv").read_text().splitlines()
+    columns = progress[0].split(",")
+    for key in ("episode/return", "episode/length", "episode/turnover", "episode/costs", "validation/sharpe"):
+        assert key in columns, key
+    lengths = [row.split(",")[columns.index("episode/length")] for row in progress[1:]]
+    assert any(value and float(value) == 128 for value in lengths)  # env.episode_length of these settings
+    if report["selected"] == "flat":
+        assert test["agent"]["trades"] == 0 and "not_selected" in test
+        assert "no edge found on validation: the selected policy stays flat" in result.stdout
     assert test["agent_costs"]["0x"]["costs_paid"] == 0.0
     record = json.loads((run / "run.json").read_text())
     for key in ("command", "seed", "store_manifest_sha256", "versions", "wall_seconds", "steps_per_second",

@@ -119,7 +119,8 @@ def fake_build(monkeypatch) -> list[Params]:
 
 FIXED = {"n_steps_pow2": 7, "batch_size_pow2": 9, "net_width_pow2": 5, "learning_rate": 3e-4, "n_epochs": 4,
          "one_minus_gamma": 0.01, "one_minus_gae_lambda": 0.05, "clip_range": 0.2, "ent_coef": 1e-3,
-         "window": 8, "reward": "differential_sharpe", "keep_per_family": 2, "max_correlation": 0.8, "horizon": 2}
+         "window": 8, "reward": "differential_sharpe", "trade_penalty": 1.5, "keep_per_family": 2,
+         "max_correlation": 0.8, "horizon": 2}
 
 
 def test_sample_params_is_a_pure_function_of_the_trial():
@@ -130,7 +131,7 @@ def test_sample_params_is_a_pure_function_of_the_trial():
         "ppo.learning_rate": 3e-4, "ppo.n_steps": 128, "ppo.batch_size": 128,  # capped at n_steps
         "ppo.n_epochs": 4, "ppo.gamma": 1.0 - 0.01, "ppo.gae_lambda": 1.0 - 0.05, "ppo.clip_range": 0.2,
         "ppo.ent_coef": 1e-3, "ppo.net_arch": [32, 32], "env.window": 8, "env.reward": "differential_sharpe",
-        "signals.keep_per_family": 2, "signals.max_correlation": 0.8, "signals.horizon": 2}
+        "env.trade_penalty": 1.5, "signals.keep_per_family": 2, "signals.max_correlation": 0.8, "signals.horizon": 2}
     fast = sample_params(FixedTrial(FIXED), space, full=False)
     assert fast == {k: v for k, v in first.items() if not k.startswith("signals.")}
 
@@ -158,6 +159,7 @@ def test_sample_params_respects_ranges_and_log_scales():
         assert space.n_epochs[0] <= values["ppo.n_epochs"] <= space.n_epochs[1]
         assert values["ppo.clip_range"] in space.clip_range and values["env.window"] in space.window
         assert values["env.reward"] in space.reward and values["signals.horizon"] in space.horizon
+        assert space.trade_penalty[0] <= values["env.trade_penalty"] <= space.trade_penalty[1]
         assert space.keep_per_family[0] <= values["signals.keep_per_family"] <= space.keep_per_family[1]
         assert space.max_correlation[0] <= values["signals.max_correlation"] <= space.max_correlation[1]
         for name in ("learning_rate", "ent_coef", "one_minus_gamma", "one_minus_gae_lambda"):

@@ -134,7 +134,7 @@ class ProgressCallback(BaseCallback):
     def __init__(self, total: int) -> None:
         super().__init__()
         self.total = total
-        self._bar = None
+        self._bar: Any = None
         self._start_steps = 0
         self._started = 0.0
 

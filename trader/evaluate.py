@@ -254,7 +254,8 @@ def open_run_store(run_dir: Path, params: Any) -> Any:
     trained_on = json.loads(record.read_text()).get("store_manifest_sha256") if record.exists() else None
     if trained_on is not None and store.manifest_hash != trained_on:
         raise StoreError(f"the signal store at {store.root} is not the one {run_dir} was trained on (its manifest "
-                         f"changed since); rebuild it with `python -m signals.build --params {run_dir / 'params.toml'}`")
+                         f"changed since); rebuild it with "
+                         f"`python -m signals.build --params {run_dir / 'params.toml'}`")
     return store
 
 

@@ -37,11 +37,12 @@ class RolloutMlpPolicy(ActorCriticPolicy):
         super().__init__(*args, **kwargs)
         self._numpy_layers: tuple[Layers, Layers] | None = None
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, deterministic: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if torch.is_grad_enabled() or not self._numpy_capable(obs):
             return super().forward(obs, deterministic)
         if self._numpy_layers is None:
-            self._numpy_layers = (self._layers(self.mlp_extractor.policy_net, self.action_net),
+            self._numpy_layers = (self._layers(self.mlp_extractor.policy_net, self.action_net),  # type: ignore[arg-type]
                                   self._layers(self.mlp_extractor.value_net, self.value_net))
         pi_layers, vf_layers = self._numpy_layers
         x = obs.reshape(obs.shape[0], -1).numpy()

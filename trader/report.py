@@ -101,4 +101,15 @@ def write_report(run_dir: Path, store: Any, params: Any, log: Any = print, split
         log(line)
     log(f"selected policy: {report['model']} ({report['selection_reason']})")
     log(f"report: {run_dir / name}")
+    if split == "test":  # what trader.agent needs to run without the store, and the replay's reference
+        from trader.agent import AgentError, write_agent_spec
+        from trader.predict import write_test_positions
+
+        try:
+            spec = write_agent_spec(run_dir, store, params)
+        except AgentError as exc:  # the run and its report stand; only the deployable agent is missing
+            log(f"agent.json not written: {exc}")
+            return report
+        log(f"agent: {run_dir / 'agent.json'} (decisions need {spec.min_bars} bars); "
+            f"test positions: {write_test_positions(run_dir, store, params)}")
     return report

@@ -86,8 +86,9 @@ class Fold:
         """The fold as `split.*` settings, which the build turns into the same cuts."""
         from signals.splits import iso
 
-        return {"split.start": "" if self.start is None else iso(self.start), "split.train_end": iso(self.train_end),
-                "split.validation_end": iso(self.validation_end), "split.end": "" if self.end is None else iso(self.end)}
+        return {"split.start": "" if self.start is None else iso(self.start),
+                "split.train_end": iso(self.train_end), "split.validation_end": iso(self.validation_end),
+                "split.end": "" if self.end is None else iso(self.end)}
 
 
 def fold_layout(timestamps: Mapping[str, np.ndarray], *, warmup: int, purge: int, folds: int, test: float,
@@ -379,7 +380,8 @@ def format_folds(results: Sequence[Mapping[str, Any]]) -> str:
         low, high = sel["candidate_validation_interval"]
         checkpoint = test.get("not_selected", test)["agent"]["sharpe"]
         lines.append(f"{r['fold']:<5}{d['test_start'][:10]:<12}{d['test_end'][:10]:<12}"
-                     f"{sel['candidate_validation_sharpe']:+6.2f} [{low:+6.2f}, {high:+6.2f}]{'':<4}{sel['selected']:<10}"
+                     f"{sel['candidate_validation_sharpe']:+6.2f} [{low:+6.2f}, {high:+6.2f}]{'':<4}"
+                     f"{sel['selected']:<10}"
                      f"{test['agent']['sharpe']:>+7.2f}{checkpoint:>+7.2f}"
                      + "".join(f"{test['baselines'][n]['sharpe']:>+13.2f}" for n in names))
     return "\n".join(lines)
@@ -388,14 +390,15 @@ def format_folds(results: Sequence[Mapping[str, Any]]) -> str:
 def format_oos(oos: Mapping[str, Any]) -> str:
     """The stitched out-of-sample table: Sharpe with its interval, returns, drawdown, turnover."""
     level = oos["interval_level"]
-    lines = [f"{'':<16}{'sharpe':>8}  {f'{level:.0%} interval':<18}{'total':>9}{'annual':>9}{'max dd':>8}{'turnover':>10}"]
+    lines = [f"{'':<16}{'sharpe':>8}  {f'{level:.0%} interval':<18}{'total':>9}{'annual':>9}{'max dd':>8}"
+             f"{'turnover':>10}"]
     for name, m in [("agent", oos["agent"]), *oos["baselines"].items()]:
         low, high = m["sharpe_interval"]
         lines.append(f"{name:<16}{m['sharpe']:>+8.2f}  [{low:+.2f}, {high:+.2f}]{'':<3}{m['total_return']:>+9.2%}"
                      f"{m['annualised_return']:>+9.2%}{m['max_drawdown']:>8.2%}{m['turnover']:>10.3f}")
     beats = oos["agent_beats"]
-    lines.append(f"P(agent's Sharpe > buy_and_hold's) = {beats['buy_and_hold']:.2f}, P(> flat's) = {beats['flat']:.2f}; "
-                 "an interval that spans 0 is no evidence of an edge")
+    lines.append(f"P(agent's Sharpe > buy_and_hold's) = {beats['buy_and_hold']:.2f}, "
+                 f"P(> flat's) = {beats['flat']:.2f}; an interval that spans 0 is no evidence of an edge")
     return "\n".join(lines)
 
 

@@ -43,6 +43,7 @@ def sample_params(trial: optuna.trial.BaseTrial, space: TuneConfig, full: bool) 
         "ppo.net_arch": [width, width],
         "env.window": trial.suggest_categorical("window", space.window),
         "env.reward": trial.suggest_categorical("reward", space.reward),
+        "env.trade_penalty": trial.suggest_float("trade_penalty", *space.trade_penalty),
     }
     if full:
         values["signals.keep_per_family"] = trial.suggest_int("keep_per_family", *space.keep_per_family)
