@@ -124,6 +124,14 @@ def test_a_folds_selection_never_reads_its_validation_or_test_bars(tmp_path, win
     assert first.manifest["split"]["dates"] == second.manifest["split"]["dates"]
 
 
+def test_fold_workers_are_the_cores_or_the_setting_but_never_more_than_the_folds_or_the_memory():
+    gib = 2**30
+    assert wf.fold_workers(0, 4, cores=2, available_bytes=64 * gib) == 2
+    assert wf.fold_workers(3, 2, cores=16, available_bytes=64 * gib) == 2
+    assert wf.fold_workers(0, 8, cores=16, available_bytes=4 * gib) == 4 * gib // wf.FOLD_MEMORY_BYTES
+    assert wf.fold_workers(0, 8, cores=16, available_bytes=gib // 2) == 1  # one fold runs whatever the memory
+
+
 def test_stitch_puts_each_test_slice_once_in_order_and_refuses_overlaps():
     def result(fold: int, start: int) -> dict:
         times = np.arange(start, start + 5, dtype=np.int64)

@@ -42,6 +42,9 @@ from settings import (
 )
 
 WALKFORWARD_FILE = "walkforward.json"
+FOLD_MEMORY_BYTES = 3 * 2**29
+"""Memory set aside per fold running at once (1.5 GiB): two default folds at once peaked at 2,152 MiB (PSS)
+for the whole process tree on the bundled data (benchmarks/RESULTS.md), about 1.05 GiB each."""
 RETURN_METRICS = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "bars")
 """The metrics of `trader.metrics.performance` that depend on the returns alone (what stitching keeps)."""
 
@@ -278,6 +281,11 @@ def run_folds(executor: Executor, tasks: Sequence[FoldTask]) -> list[dict[str, A
         raise
 
 
+def fold_workers(requested: int, n_folds: int, cores: int, available_bytes: int) -> int:
+    """Folds at a time: `requested` (0: the cores), no more than the folds, nor than memory holds."""
+    return max(1, min(requested or cores, n_folds, available_bytes // FOLD_MEMORY_BYTES))
+
+
 def fold_executor(workers: int, start_method: str) -> ProcessPoolExecutor:
     """A pool of `workers` fold processes, started with native thread pools capped at one thread (each fold
     then caps its learner to train.torch_threads, as a training run does)."""
@@ -421,7 +429,10 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
     write_run_record(out, params, command, base)
     tasks = [FoldTask(f, fold_params(params, f, out / f"fold_{f.index + 1}"), str(out / f"fold_{f.index + 1}"),
                       command) for f in folds]
-    workers = min(len(tasks), params.walkforward.workers or available_cores())
+    import psutil
+
+    workers = fold_workers(params.walkforward.workers, len(tasks), available_cores(),
+                           psutil.virtual_memory().available)
     log(f"walk-forward: {len(tasks)} {params.walkforward.window} folds, {workers} at a time (logs: "
         f"{out}/fold_<k>/log.txt); each trains {params.train.timesteps:,} steps on {params.train.n_envs} "
         f"{params.train.vec_env} environment(s)")
