@@ -182,10 +182,13 @@ class TradingSetup:
             opened = store if expected_key is None else open_store(store.root, expected_key)
         else:
             opened = open_store(store, expected_key)
-        names = tuple(opened.symbols if symbols is None else symbols)
+        if symbols is not None:
+            names = tuple(symbols)
+        else:  # mirror images (data.mirror) are training data only
+            names = opened.training_symbols if split == "train" else opened.symbols
         if not names:
             raise ValueError("symbols is empty: name at least one symbol of the store (or None for all)")
-        unknown = [s for s in names if s not in opened.symbols]
+        unknown = [s for s in names if s not in opened.training_symbols]
         if unknown:
             raise ValueError(f"symbols {unknown} are not in the store {opened.root} "
                              f"(it has {', '.join(opened.symbols)})")

@@ -42,6 +42,8 @@ class DataConfig:
     """Market data files, one symbol per file (CSV or Parquet), relative to the working directory."""
     format: str = "auto"
     """File format: auto (detected), plain, dayfirst, index, mt5 or parquet."""
+    mirror: bool = False
+    """Train also on each symbol's mirror image (prices inverted): no direction is learnt from the period alone."""
 
     def __post_init__(self) -> None:
         require(len(self.paths) > 0, "paths", "needs at least one data file")
@@ -157,7 +159,7 @@ class BuildConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    window: int = 16
+    window: int = 1
     """Rows of features in each observation."""
     action_mode: str = "discrete"
     """discrete (short/flat/long), long_only (flat/long) or continuous (target position in [-1, 1])."""
@@ -165,7 +167,7 @@ class EnvConfig:
     """log_return (net of costs) or differential_sharpe."""
     normalise_reward: bool = True
     """Divide the reward by the symbol's per-bar volatility on the training split (costs stay in full)."""
-    trade_penalty: float = 0.0
+    trade_penalty: float = 1.0
     """Training reward minus this times the cost of each change of position (equity pays the cost once)."""
     drawdown_penalty: float = 0.0
     """Reward minus this times the increase of the drawdown at each step."""
@@ -194,13 +196,13 @@ class PPOConfig:
     """Minibatch size of the PPO update."""
     n_epochs: int = 5
     """Passes over each rollout in the update."""
-    gamma: float = 0.99
+    gamma: float = 0.95
     """Discount factor."""
-    gae_lambda: float = 0.95
+    gae_lambda: float = 0.8
     """GAE lambda."""
     clip_range: float = 0.2
     """PPO clipping parameter."""
-    ent_coef: float = 0.01
+    ent_coef: float = 0.0
     """Entropy bonus coefficient."""
     vf_coef: float = 0.5
     """Value loss coefficient."""

@@ -91,14 +91,20 @@ class SymbolInput:
 def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
                 ) -> tuple[dict[str, SymbolInput], dict[str, Any]]:
     """Every symbol's bars and split ranges, and the manifest's `split` record (calendar, purge, cut dates)."""
-    from signals.data import load_bars
+    from signals.data import load_bars, mirror_bars
     from signals.splits import split_symbols
 
     min_bars = warmup + 2 * purge + 3 * params.split.min_bars
+    hashes = dict(hashes)
     loaded = {}
     for item in params.data.paths:
         bars = load_bars(item, params.data.format, min_bars=min_bars)
         loaded[bars.symbol] = bars
+    if params.data.mirror:  # after every real symbol: same times, so the calendar cuts do not move
+        for symbol in list(loaded):
+            mirror = mirror_bars(loaded[symbol])
+            loaded[mirror.symbol] = mirror
+            hashes[mirror.symbol] = store.sha256_json([hashes[symbol], "mirror"])
     split = params.split
     try:
         cuts = split_symbols({s: b.timestamps for s, b in loaded.items()}, warmup=warmup, purge=purge,
@@ -316,6 +322,7 @@ def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, Sy
                 matrices: dict[str, np.ndarray], per_symbol: dict[str, dict[str, np.ndarray]],
                 scores: dict[str, np.ndarray], kept: list[int], extra: dict[str, Any]) -> dict[str, Any]:
     from signals.catalog import FEATURE_BOUND, variant_label
+    from signals.data import MIRROR_SUFFIX
 
     labels = [variant_label(f, p) for f, p in plan.variants]
     for symbol, matrix in matrices.items():
@@ -334,7 +341,8 @@ def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, Sy
         "symbols": {s: {"file": str(info.bars.path), "sha256": info.sha256, "n_bars": len(info.bars),
                         "splits": {k: list(v) for k, v in info.splits.items()},
                         "repairs": dict(info.bars.repairs),
-                        "periods_per_year": store.periods_per_year(info.bars.timestamps)}
+                        "periods_per_year": store.periods_per_year(info.bars.timestamps),
+                        **({"mirror_of": s.removesuffix(MIRROR_SUFFIX)} if s.endswith(MIRROR_SUFFIX) else {})}
                     for s, info in inputs.items()},
         "features": [{"name": labels[i], "family": plan.variants[i][0], "params": plan.variants[i][1],
                       "scores": rows[i]["scores"]} for i in kept],

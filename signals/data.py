@@ -95,6 +95,23 @@ class Bars:
         return len(self.timestamps)
 
 
+MIRROR_SUFFIX = "~mirror"
+"""Name of a symbol's mirror image: SYMBOL~mirror (signals.build, with data.mirror)."""
+
+
+def mirror_bars(bars: Bars) -> Bars:
+    """The bars' mirror image: every price p becomes close[0]**2 / p (so high and low swap places).
+
+    Each return r becomes 1 / (1 + r) - 1: a rise of the market is a fall of its mirror, with the same
+    volumes and times. Trained on both, an agent can learn what a feature says about the next move, but not
+    which way the training period happened to drift.
+    """
+    pivot = float(bars.close[0]) ** 2
+    return Bars(symbol=bars.symbol + MIRROR_SUFFIX, path=bars.path, timestamps=bars.timestamps,
+                open=pivot / bars.open, high=pivot / bars.low, low=pivot / bars.high, close=pivot / bars.close,
+                volume=bars.volume, repairs=bars.repairs)
+
+
 @dataclass
 class _Table:
     """Raw cells pulled out of a file, before any parsing or validation."""

@@ -181,6 +181,12 @@ class Store:
 
     @property
     def symbols(self) -> tuple[str, ...]:
+        """The market's symbols: what validation, test, reports and agents use (mirror images excluded)."""
+        return tuple(s for s, info in self.manifest["symbols"].items() if "mirror_of" not in info)
+
+    @property
+    def training_symbols(self) -> tuple[str, ...]:
+        """Every symbol the training split offers: the market's, then their mirror images (`data.mirror`)."""
         return tuple(self.manifest["symbols"])
 
     @property

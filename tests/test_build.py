@@ -169,3 +169,28 @@ def test_killed_worker_is_an_error_and_rerun_computes_only_the_missing(market):
     for meta in variants.rglob("*.json"):
         json.loads(meta.read_text())
         assert np.load(meta.with_suffix(".npy")).shape[0] == 1500
+
+
+def test_mirror_images_train_but_never_report(market, tmp_path):
+    """data.mirror adds SYMBOL~mirror (prices inverted, high and low swapped) for training only."""
+    from envs.trading_env import TradingEnv
+    from signals.data import mirror_bars
+
+    result = run_module("signals.build", "--params", str(market["params"]), "--set", "data.mirror=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    opened = store.open_store(market["store"])
+    assert opened.symbols == ("AAA", "BBB")
+    assert opened.training_symbols == ("AAA", "BBB", "AAA~mirror", "BBB~mirror")
+    real, mirror = opened.symbol("AAA"), opened.symbol("AAA~mirror")
+    assert real.splits == mirror.splits and np.array_equal(real.timestamps, mirror.timestamps)
+    returns, mirrored = np.diff(np.log(real.close)), np.diff(np.log(mirror.close))
+    assert np.allclose(mirrored, -returns, rtol=0, atol=1e-12)
+    assert opened.manifest["symbols"]["AAA~mirror"]["mirror_of"] == "AAA"
+    assert TradingEnv(opened, "train", episode_length=64).setup.symbols == opened.training_symbols
+    assert TradingEnv(opened, "validation", episode_length=None).setup.symbols == ("AAA", "BBB")
+    assert TradingEnv(opened, "test", episode_length=None).setup.symbols == ("AAA", "BBB")
+    from signals.data import load_bars
+
+    bars = load_bars(market["paths"][0])
+    image = mirror_bars(bars)
+    assert np.all(image.high >= np.maximum(image.open, image.close)) and np.all(image.low <= image.close)

@@ -57,7 +57,7 @@ def test_overrides_and_replace():
     with pytest.raises(ConfigError, match="ppo.gama"):
         load_params(ROOT / "parameters.toml", ["ppo.gama=0.9"])
     changed = replace_path(params, {"ppo.gamma": 0.9, "tune.fast.timesteps": 100})
-    assert changed.ppo.gamma == 0.9 and changed.tune.fast.timesteps == 100 and params.ppo.gamma == 0.99
+    assert changed.ppo.gamma == 0.9 and changed.tune.fast.timesteps == 100 and params.ppo.gamma == 0.95
 
 
 def test_toml_round_trip(tmp_path):

@@ -682,9 +682,7 @@ def test_full_mode_reselects_without_recomputing_variants(market, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("windows", [
     pytest.param((4, 4), id="horizon"),
-    pytest.param((4, 8), id="window-and-horizon", marks=pytest.mark.xfail(
-        strict=True, reason="needs the environment change of issue 10 point 2 (another branch): the observation "
-        "window reaches back before the split start, so env.window no longer moves the first decision bar")),
+    pytest.param((4, 8), id="window-and-horizon"),  # the window reaches back before the split start
 ])
 def test_two_trials_with_different_horizons_and_windows_are_scored_on_the_same_validation_bars(market, windows):
     """Real full-mode trial stores on a small synthetic market: horizon 1 and horizon 4."""
