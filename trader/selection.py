@@ -30,7 +30,7 @@ def choose(validation: dict[str, Any], do_no_harm: bool) -> tuple[str, str]:
     if low > 0.0:
         return "model", f"{figures}: the edge is beyond the noise, the best checkpoint is selected"
     return "flat", (f"no edge found on validation: the selected policy stays flat (the best checkpoint's "
-                    f"{figures} reaches 0)")
+                    f"{figures} does not lie above 0)")
 
 
 def read_selection(run_dir: Path) -> dict[str, Any] | None:
