@@ -145,3 +145,47 @@ def test_an_unsupported_policy_is_refused_naming_what_is_unsupported():
     env = DummyVecEnv([lambda: TinyEnv(gym.spaces.MultiBinary(3))])
     with pytest.raises(ValueError, match="action space MultiBinary"):
         JaxPPO("MlpPolicy", env, n_steps=8, batch_size=8, device="cpu")
+
+
+def test_train_learner_is_validated_like_the_other_choices():
+    from settings import ConfigError, params_from_dict
+
+    assert params_from_dict({}).train.learner == "sb3"
+    with pytest.raises(ConfigError, match=r"train.learner must be one of sb3, jax \(got 'torch'\)"):
+        params_from_dict({"train": {"learner": "torch"}})
+
+
+def learner_run(tmp_path, learner: str, *args: str):
+    from conftest import run_module
+
+    result = run_module("trader.train", *args, "--set", f"train.learner={learner}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("first, then", [("jax", "sb3"), pytest.param("sb3", "jax", marks=pytest.mark.slow)])
+def test_a_run_saved_under_one_learner_resumes_and_evaluates_under_the_other(tmp_path, first, then):
+    import csv
+    import json
+
+    from test_train import only_run, write_params
+
+    params = write_params(tmp_path)
+    learner_run(tmp_path, first, "--params", str(params), "--timesteps", "256")
+    run = only_run(tmp_path)
+    assert json.loads((run / "run.json").read_text())["num_timesteps"] == 256
+    result = learner_run(tmp_path, then, "--resume", str(run), "--timesteps", "512")
+    assert "resuming from step_000000000256.zip" in result.stdout
+    assert json.loads((run / "run.json").read_text())["num_timesteps"] == 512
+    assert json.loads((run / "report.json").read_text())["test"]["agent"]["trades"] >= 0
+    jax_logs = run / "logs" / ("from_step_0" if first == "jax" else "from_step_256") / "progress.csv"
+    rows = list(csv.DictReader(jax_logs.open()))
+    logged = [row for row in rows if row.get("train/approx_kl")]
+    assert logged, rows
+    for key in ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/clip_fraction",
+                "train/loss", "train/explained_variance", "train/n_updates", "train/clip_range"):
+        assert np.isfinite(float(logged[-1][key])), key
+    from conftest import run_module
+
+    again = run_module("trader.evaluate", str(run))
+    assert again.returncode == 0, again.stderr[-2000:]

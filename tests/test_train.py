@@ -137,14 +137,16 @@ def test_48_subprocess_envs_on_two_cores_complete(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("learner", ["sb3", "jax"])
 @pytest.mark.parametrize("momentum, learns", [(0.4, True), (0.0, False)])
-def test_agent_learns_a_planted_edge_and_not_a_random_walk(tmp_path, momentum, learns):
+def test_agent_learns_a_planted_edge_and_not_a_random_walk(tmp_path, momentum, learns, learner):
     """A market whose returns are AR(1) has an edge any trend signal sees; a random walk has none."""
     params = write_params(tmp_path, momentum=momentum, n=4000, extra="")
     result = run_module("trader.train", "--params", str(params), "--timesteps", "30000", "--set",
                         "train.eval_every=5000", "--set", "ppo.n_steps=256", "--set", "ppo.batch_size=128",
                         "--set", "ppo.n_epochs=5", "--set", "train.random_baseline_seeds=5", "--set",
-                        "costs.commission_bps=0.5", "--set", "costs.half_spread_bps=0.5")
+                        "costs.commission_bps=0.5", "--set", "costs.half_spread_bps=0.5",
+                        "--set", f"train.learner={learner}")
     assert result.returncode == 0, result.stderr[-3000:]
     test = json.loads((only_run(tmp_path) / "report.json").read_text())["test"]
     agent, random = test["agent"]["sharpe"], test["baselines"]["random"]["sharpe"]

@@ -46,16 +46,17 @@ LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 def limit_xla_threads(threads: int) -> None:
-    """Cap XLA's CPU backend at `threads` threads, as the learner's torch and BLAS are capped.
+    """With `threads` = 1, keep XLA's CPU kernels on the calling thread, as the learner's torch and BLAS are.
 
-    XLA reads XLA_FLAGS once, when JAX first initialises a backend; after that this changes nothing
-    (so call it at the start of the process, as trader.train.configure_learner does).
+    XLA's CPU backend otherwise splits large ops over an Eigen pool with a thread per core, whose
+    threads would take cores from the env workers. XLA has no flag for a pool of another size, so
+    `threads` > 1 leaves XLA as it is. XLA reads XLA_FLAGS once, when JAX first starts a backend;
+    call this at the start of the process (trader.train.configure_learner does).
     """
+    flag = "--xla_cpu_multi_thread_eigen"
     flags = os.environ.get("XLA_FLAGS", "")
-    extra = [f"intra_op_parallelism_threads={threads}"]
-    if threads == 1:
-        extra.append("--xla_cpu_multi_thread_eigen=false")
-    os.environ["XLA_FLAGS"] = " ".join([flags, *[f for f in extra if f.split("=")[0] not in flags]]).strip()
+    if threads == 1 and flag not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}=false".strip()
 
 
 # ---------------------------------------------------------------- the network, as SB3 builds it
