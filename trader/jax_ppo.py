@@ -41,6 +41,10 @@ from stable_baselines3.common.utils import explained_variance
 
 Params = dict[str, jax.Array]
 
+# Compiled updates of this process by (code path, argument shapes): the tuner's many models of one shape
+# compile once. clear_compiled() empties it (the benchmark does, so that every run pays its compilation).
+_COMPILED: dict[tuple, Any] = {}
+
 ACTIVATIONS: dict[type, Callable[[jax.Array], jax.Array]] = {torch.nn.Tanh: jnp.tanh, torch.nn.ReLU: jax.nn.relu}
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
@@ -221,6 +225,11 @@ def make_update(static: Static) -> Callable[..., Any]:
     return jax.jit(update)
 
 
+def clear_compiled() -> None:
+    """Forget this process's compiled updates: the next update of each shape compiles again."""
+    _COMPILED.clear()
+
+
 def minibatch_order(n: int, batch_size: int, n_epochs: int) -> tuple[np.ndarray, np.ndarray]:
     """SB3's minibatch indices for `n_epochs` epochs, drawn as RolloutBuffer.get draws them, padded to full batches.
 
@@ -292,19 +301,18 @@ def _copy_into(tensor: torch.Tensor, array: jax.Array) -> None:
 class JaxPPO(PPO):
     """SB3's PPO with `train()` as one jitted JAX update; every argument is PPO's.
 
-    `jax_compile_seconds` accumulates the time spent compiling the update (once per model and
-    rollout shape); it is included in the wall time of whatever called `learn()`.
+    `jax_compile_seconds` accumulates the time this model spent compiling its update (once per process,
+    code path and rollout shape); it is included in the wall time of whatever called `learn()`.
     """
 
     def _setup_model(self) -> None:
         super()._setup_model()
         self._layout = policy_layout(self.policy)
         torch_adam(self.policy)
-        self._jax_compiled: dict[tuple, Any] = {}
         self.jax_compile_seconds = 0.0
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_layout", "_jax_compiled", "jax_compile_seconds"]
+        return [*super()._excluded_save_params(), "_layout", "jax_compile_seconds"]
 
     def train(self) -> None:
         """One PPO update of the current rollout buffer (see the module docstring)."""
@@ -349,11 +357,11 @@ class JaxPPO(PPO):
         static = Static(self._layout, bool(self.normalize_advantage), clip_vf, self.target_kl is not None,
                         float(group["betas"][0]), float(group["betas"][1]), float(group["eps"]))
         key = (static, str(jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), args)))
-        if key not in self._jax_compiled:
+        if key not in _COMPILED:
             started = time.perf_counter()
-            self._jax_compiled[key] = make_update(static).lower(*args).compile()
+            _COMPILED[key] = make_update(static).lower(*args).compile()
             self.jax_compile_seconds += time.perf_counter() - started
-        return self._jax_compiled[key]
+        return _COMPILED[key]
 
     def _log(self, stats: dict[str, np.ndarray], clip_range: float, clip_range_vf: float | None) -> int:
         """Record SB3's train/* values; returns the epochs begun (all of them unless target_kl stopped it)."""
