@@ -212,11 +212,12 @@ def make_update(static: Static) -> Callable[..., Any]:
             stop_now = (~stopped & (stats["approx_kl"] > 1.5 * hp.target_kl)) if static.use_target_kl else False
             updates, new_opt = adam.update(clip_by_global_norm(grads, hp.max_grad_norm), opt_state)
             new_params = jax.tree_util.tree_map(lambda p, u: p - hp.learning_rate * u, params, updates)
-            apply = ~(stopped | stop_now)
-            params, opt_state = jax.tree_util.tree_map(lambda a, b: jnp.where(apply, a, b),
-                                                       (new_params, new_opt), (params, opt_state))
+            if static.use_target_kl:  # a stopped update keeps its weights (the scan runs on, masked)
+                apply = ~(stopped | stop_now)
+                new_params, new_opt = jax.tree_util.tree_map(lambda a, b: jnp.where(apply, a, b),
+                                                             (new_params, new_opt), (params, opt_state))
             stats["recorded"] = ~stopped  # SB3 logs the minibatch that trips target_kl, then stops
-            return (params, opt_state, stopped | stop_now), stats
+            return (new_params, new_opt, stopped | stop_now), stats
 
         (params, opt_state, _), stats = jax.lax.scan(step, (params, opt_state, jnp.asarray(False)),
                                                      (indices, weights))
