@@ -18,7 +18,7 @@ N_STEPS, N_ENVS = 32, 2
 
 
 class TinyEnv(gym.Env):
-    """Seven random observations in [-1, 1]; the action space is the test's; reward 0, episodes of 50."""
+    """Seven random observations in [-1, 1] (seeded); the action space is the test's; reward 0, episodes of 50."""
 
     def __init__(self, action_space: gym.Space) -> None:
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)
@@ -28,11 +28,14 @@ class TinyEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._t = 0
-        return self.observation_space.sample(), {}
+        return self._observation(), {}
 
     def step(self, action):
         self._t += 1
-        return self.observation_space.sample(), 0.0, self._t >= 50, False, {}
+        return self._observation(), 0.0, self._t >= 50, False, {}
+
+    def _observation(self) -> np.ndarray:
+        return self.np_random.uniform(-1, 1, self.observation_space.shape).astype(np.float32)
 
 
 ACTION_SPACES = {"discrete": gym.spaces.Discrete(3), "box": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}
@@ -127,6 +130,33 @@ def test_target_kl_stops_where_sb3_stops_and_leaves_the_rng_as_sb3_does():
     assert_same_logs(sb3, ours)
     assert 1 <= ours._n_updates == sb3._n_updates < 10  # it did stop early
     assert draws[0] == draws[1]
+
+
+class RewardingEnv(TinyEnv):
+    """TinyEnv paying the first observation's sign times (action - 1): something to learn."""
+
+    def reset(self, *, seed=None, options=None):
+        self._obs, info = super().reset(seed=seed)
+        return self._obs, info
+
+    def step(self, action):
+        reward = float(np.sign(self._obs[0]) * (int(action) - 1))
+        self._obs, _, terminated, truncated, info = super().step(action)
+        return self._obs, reward, terminated, truncated, info
+
+
+def test_a_seeded_learn_gives_the_same_weights_under_either_learner():
+    from trader.policy import RolloutMlpPolicy
+
+    weights = []
+    for algorithm in (PPO, JaxPPO):
+        env = DummyVecEnv([lambda: RewardingEnv(ACTION_SPACES["discrete"])] * N_ENVS)
+        model = algorithm(RolloutMlpPolicy, env, n_steps=N_STEPS, batch_size=16, n_epochs=4, seed=5, device="cpu",
+                          policy_kwargs={"net_arch": [16, 16]})
+        model.learn(total_timesteps=3 * N_STEPS * N_ENVS)
+        weights.append({n: p.detach().numpy().copy() for n, p in model.policy.named_parameters()})
+    for name, value in weights[0].items():
+        np.testing.assert_allclose(weights[1][name], value, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_minibatch_order_is_the_rollout_buffers_permutation_padded():
