@@ -338,14 +338,58 @@ def quality_table(seeds: int, level: float, budget: int, n: int) -> None:
               f"{whole:.1f} s (compile {compile_s:.2f} s)\n    {cells}", flush=True)
 
 
+# ---------------------------------------------------------------- 5. one update, in CPU seconds
+
+def update_cpu_seconds(algorithm: type[PPO], n_envs: int = 16, inputs: int = 803, updates: int = 4) -> list[float]:
+    """CPU seconds of each of `updates` train() calls on one fixed random buffer (the first JaxPPO call compiles).
+
+    CPU time, not wall time: on a shared machine it counts this process's work only.
+    """
+    import gymnasium
+
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    from trader.jax_ppo import clear_compiled
+
+    class FlatEnv(gymnasium.Env):
+        observation_space = gymnasium.spaces.Box(-1.0, 1.0, (inputs,), np.float32)
+        action_space = gymnasium.spaces.Discrete(3)
+
+    clear_compiled()
+    model = new_ppo("MlpPolicy", DummyVecEnv([FlatEnv] * n_envs), algorithm)
+    model.set_logger(configure(None, []))
+    buffer, rng = model.rollout_buffer, np.random.default_rng(0)
+    buffer.observations[:] = rng.uniform(-1, 1, buffer.observations.shape)
+    buffer.actions[:] = rng.integers(0, 3, buffer.actions.shape)
+    buffer.advantages[:] = rng.normal(size=buffer.advantages.shape)
+    buffer.returns[:] = buffer.advantages
+    buffer.full = True
+    seconds = []
+    for _ in range(updates):
+        started = time.process_time()
+        model.train()
+        seconds.append(time.process_time() - started)
+    return seconds
+
+
+def update_table() -> None:
+    from trader.jax_ppo import JaxPPO
+
+    for name, algorithm in (("sb3", PPO), ("jax", JaxPPO)):
+        first, *rest = update_cpu_seconds(algorithm)
+        print(f"  learner {name}: first update {first:.3f} s CPU (compilation included), then "
+              f"{', '.join(f'{s:.3f}' for s in rest)} s CPU (median {np.median(rest):.3f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 48])
     parser.add_argument("--steps", type=int, default=0, help="PPO steps per setup (default: 6 rollouts)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the rollout comparison")
     parser.add_argument("--quick", action="store_true", help="N = 1 and 16 only, 2 rollouts each, 1 round")
-    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4],
-                        help="1 phases, 2 rollout ratios, 3 learners' whole-PPO steps/s, 4 time to quality")
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                        help="1 phases, 2 rollout ratios, 3 learners' whole-PPO steps/s, 4 time to quality, "
+                             "5 one update in CPU seconds")
     parser.add_argument("--learner-rollouts", type=int, default=3, help="rollouts per whole-PPO run in section 3")
     parser.add_argument("--quality-seeds", type=int, default=3, help="seeds per learner in section 4")
     parser.add_argument("--quality-level", type=float, default=QUALITY_LEVEL, help="validation Sharpe to reach")
@@ -395,6 +439,10 @@ def main() -> None:
               f"validation Sharpe first reaches {args.quality_level} on an AR(1) trend market (bench's own "
               f"generator), {args.quality_n} batched envs, parameters.toml's PPO")
         quality_table(args.quality_seeds, args.quality_level, args.quality_budget, args.quality_n)
+    if 5 in args.sections:
+        print(f"\n5. one PPO update of a fixed buffer ({16 * N_STEPS:,} samples, 803 inputs, batch {BATCH}, "
+              f"10 epochs), CPU seconds of this process")
+        update_table()
 
 
 def phases(args: argparse.Namespace, setups: dict) -> None:
