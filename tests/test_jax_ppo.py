@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -222,3 +223,15 @@ def test_a_run_saved_under_one_learner_resumes_and_evaluates_under_the_other(tmp
 
     again = run_module("trader.evaluate", str(run))
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_one_learner_thread_keeps_xla_on_the_calling_thread_and_keeps_other_flags(monkeypatch):
+    from trader.jax_ppo import limit_xla_threads
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    limit_xla_threads(1)
+    limit_xla_threads(1)
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=false"
+    monkeypatch.delenv("XLA_FLAGS")
+    limit_xla_threads(2)
+    assert "XLA_FLAGS" not in os.environ
