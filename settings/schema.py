@@ -239,6 +239,8 @@ class TrainConfig:
     """auto (CPU for MLP policies), cpu or cuda."""
     torch_threads: int = 1
     """Torch threads of the learner; 1 leaves the cores to the env workers."""
+    learner: str = "sb3"
+    """PPO update: sb3 (SB3's PPO.train) or jax (the same update as one jitted JAX program, trader.jax_ppo)."""
     checkpoint_every: int = 20_000
     """Steps between checkpoints."""
     eval_every: int = 20_000
@@ -262,6 +264,7 @@ class TrainConfig:
         require(self.timesteps >= 1, "timesteps", f"must be >= 1 (got {self.timesteps})")
         require_choice(self.device, ("auto", "cpu", "cuda"), "device")
         require(self.torch_threads >= 1, "torch_threads", f"must be >= 1 (got {self.torch_threads})")
+        require_choice(self.learner, ("sb3", "jax"), "learner")
         require(self.checkpoint_every >= 1, "checkpoint_every", f"must be >= 1 (got {self.checkpoint_every})")
         require(self.eval_every >= 1, "eval_every", f"must be >= 1 (got {self.eval_every})")
         require(self.random_baseline_seeds >= 1, "random_baseline_seeds",

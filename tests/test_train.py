@@ -175,15 +175,17 @@ def reference_sharpe(run: Path, report: dict) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("learner", ["sb3", "jax"])
 @pytest.mark.parametrize("momentum, learns", [(0.4, True), (0.0, False)])
-def test_agent_learns_a_planted_edge_and_leaves_a_random_walk_alone(tmp_path, momentum, learns):
+def test_agent_learns_a_planted_edge_and_leaves_a_random_walk_alone(tmp_path, momentum, learns, learner):
     """AR(1) returns are an edge a one-line momentum rule sees; the agent must make at least 0.6 of that
     rule's test Sharpe. On a random walk it must not trade (do-no-harm keeps it flat) nor lose."""
     params = write_params(tmp_path, momentum=momentum, n=4000, extra="")
     result = run_module("trader.train", "--params", str(params), "--timesteps", "30000", "--set",
                         "train.eval_every=5000", "--set", "ppo.n_steps=256", "--set", "ppo.batch_size=128",
                         "--set", "ppo.n_epochs=5", "--set", "train.random_baseline_seeds=5", "--set",
-                        "costs.commission_bps=0.5", "--set", "costs.half_spread_bps=0.5")
+                        "costs.commission_bps=0.5", "--set", "costs.half_spread_bps=0.5",
+                        "--set", f"train.learner={learner}")
     assert result.returncode == 0, result.stderr[-3000:]
     run = only_run(tmp_path)
     report = json.loads((run / "report.json").read_text())

@@ -96,29 +96,40 @@ def configure_learner(threads: int) -> None:
     from signals.threads import limit_loaded_pools
 
     limit_loaded_pools(threads)
+    from trader.jax_ppo import limit_xla_threads
+
+    limit_xla_threads(threads)  # read when JAX first starts its backend (the store's scorer or the jax learner)
     # torch.distributions re-validates its arguments on every construction (about a sixth of SB3's
     # inference time here); SB3's networks produce finite logits by construction.
     torch.distributions.Distribution.set_default_validate_args(False)
 
 
+def ppo_class(learner: str) -> Any:
+    """train.learner's algorithm: SB3's PPO, or JaxPPO (the same PPO and zip format, its update in JAX)."""
+    if learner == "jax":
+        from trader.jax_ppo import JaxPPO
+
+        return JaxPPO
+    from stable_baselines3 import PPO
+
+    return PPO
+
+
 def new_model(params: Params, env: Any, device: str) -> Any:
     """PPO with SB3's MlpPolicy network, its rollout inference done in NumPy (trader.policy)."""
-    from stable_baselines3 import PPO
-
     from trader.policy import RolloutMlpPolicy
 
-    return PPO(RolloutMlpPolicy, env, seed=params.train.seed, device=device, verbose=0, **ppo_kwargs(params))
+    return ppo_class(params.train.learner)(RolloutMlpPolicy, env, seed=params.train.seed, device=device, verbose=0,
+                                           **ppo_kwargs(params))
 
 
-def load_checkpoint(run_dir: Path, env: Any, device: str, log: Any) -> Any:
-    """The newest checkpoint that loads; a damaged one is reported and skipped."""
-    from stable_baselines3 import PPO
-
+def load_checkpoint(run_dir: Path, env: Any, device: str, log: Any, learner: str = "sb3") -> Any:
+    """The newest checkpoint that loads (under `learner`, whichever saved it); a damaged one is skipped."""
     from trader.callbacks import latest_checkpoints
 
     for path in latest_checkpoints(run_dir / "checkpoints"):
         try:
-            model = PPO.load(path, env=env, device=device)
+            model = ppo_class(learner).load(path, env=env, device=device)
         except Exception as exc:  # a truncated or corrupt zip: fall back to the one before
             log(f"checkpoint {path.name} does not load ({exc}); trying the previous one")
             continue
@@ -221,7 +232,8 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
 
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
     try:
-        model = load_checkpoint(run_dir, env, device, log) if resume else new_model(params, env, device)
+        model = (load_checkpoint(run_dir, env, device, log, params.train.learner) if resume
+                 else new_model(params, env, device))
         stats = learn(model, params, run_dir, store, log)
     finally:
         env.close()
