@@ -74,7 +74,7 @@ class Layout(NamedTuple):
     discrete: bool
 
 
-def policy_layout(policy: torch.nn.Module) -> Layout:
+def policy_layout(policy: Any) -> Layout:  # an SB3 ActorCriticPolicy (its submodules are untyped attributes)
     """The layer names of an SB3 ActorCriticPolicy MLP; ValueError naming what this learner cannot run."""
     problems = []
     if not isinstance(policy.observation_space, spaces.Box):
@@ -248,7 +248,7 @@ def minibatch_order(n: int, batch_size: int, n_epochs: int) -> tuple[np.ndarray,
 
 # ---------------------------------------------------------------- the torch side: the weights' home
 
-def torch_adam(policy: torch.nn.Module) -> torch.optim.Optimizer:
+def torch_adam(policy: Any) -> torch.optim.Optimizer:  # an SB3 policy: `optimizer` is an untyped attribute
     """The policy's optimizer, checked to be one this learner reproduces (plain Adam, one param group)."""
     optimizer = policy.optimizer
     group = optimizer.param_groups[0]
@@ -320,8 +320,8 @@ class JaxPPO(PPO):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         progress = self._current_progress_remaining
-        clip_range = float(self.clip_range(progress))
-        clip_range_vf = None if self.clip_range_vf is None else float(self.clip_range_vf(progress))
+        clip_range = float(self.clip_range(progress))  # type: ignore[operator]  # a schedule after _setup_model
+        clip_range_vf = None if self.clip_range_vf is None else float(self.clip_range_vf(progress))  # type: ignore[operator]
         n = self.rollout_buffer.buffer_size * self.rollout_buffer.n_envs
         rng_state = np.random.get_state()
         indices, weights = minibatch_order(n, self.batch_size, self.n_epochs)
@@ -360,7 +360,8 @@ class JaxPPO(PPO):
         key = (static, str(jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), args)))
         if key not in _COMPILED:
             started = time.perf_counter()
-            _COMPILED[key] = make_update(static).lower(*args).compile()
+            update = make_update(static)  # a jax.jit-wrapped function: it has .lower
+            _COMPILED[key] = update.lower(*args).compile()  # type: ignore[attr-defined]
             self.jax_compile_seconds += time.perf_counter() - started
         return _COMPILED[key]
 
