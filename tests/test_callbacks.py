@@ -49,3 +49,20 @@ def test_checkpoints_newest_first_and_loadable(model, tmp_path):
     assert [p.name for p in latest_checkpoints(folder)] == ["step_000000000128.zip", "step_000000000064.zip"]
     assert PPO.load(latest_checkpoints(folder)[0]).num_timesteps == 128
     assert not list(folder.glob(".tmp-*"))
+
+
+def test_a_ctrl_c_during_a_save_waits_for_the_save_to_finish():
+    import os
+    import signal
+
+    import pytest
+
+    from trader.callbacks import sigint_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the save went on")
+    assert done == ["the save went on"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -479,7 +479,7 @@ def test_env_kwargs_from_config():
     kwargs = env_kwargs(EnvConfig(window=8, reward="differential_sharpe", episode_length=64),
                         CostsConfig(commission_bps=0.5, slippage_bps=2.0))
     assert kwargs == {"window": 8, "action_mode": "discrete", "reward": "differential_sharpe",
-                      "normalise_reward": True, "trade_penalty": 0.0, "drawdown_penalty": 0.0, "dsr_eta": 0.01,
+                      "normalise_reward": True, "trade_penalty": 1.0, "drawdown_penalty": 0.0, "dsr_eta": 0.01,
                       "episode_length": 64, "commission_bps": 0.5, "half_spread_bps": 1.0, "slippage_bps": 2.0}
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,13 +21,33 @@ from signals.store import atomic_path, save_json
 LATEST = "latest.json"
 
 
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until the block is done, then raise it.
+
+    A KeyboardInterrupt raised inside torch's zip writer leaves the writer broken ("unexpected pos"), and
+    the checkpoint that Ctrl-C asks for then fails too; a save must finish before the interrupt is seen.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def save_model_atomically(model: BaseAlgorithm, path: Path, num_timesteps: int | None = None) -> None:
     """model.save to a temporary file, then rename; `num_timesteps` overrides the saved step count."""
     saved_steps = model.num_timesteps
     if num_timesteps is not None:
         model.num_timesteps = num_timesteps
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        with sigint_deferred(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
             model.save(fh)
     finally:
         model.num_timesteps = saved_steps
