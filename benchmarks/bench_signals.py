@@ -111,7 +111,8 @@ def bench_pool(bars: dict[str, np.ndarray], per_family: int, max_workers: int) -
     from tqdm import tqdm
 
     from signals import store
-    from signals.build import TreeMemory, run_pool
+    from common.resources import TreeMemory
+    from signals.build import run_pool
     from signals.catalog import CATALOG, expand_grid, warm_up
     from signals.worker import Task
 

@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 
-from signals.build import TreeMemory  # noqa: E402
+from common.resources import TreeMemory  # noqa: E402
 from signals.store import write_synthetic_store  # noqa: E402
 from trader.policy import RolloutMlpPolicy  # noqa: E402
 from trader.train import configure_learner  # noqa: E402

@@ -11,9 +11,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +24,8 @@ import numpy as np
 from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_toml
 from signals import store
 from signals.cache import data_hashes, store_cache_key, task_key, variant_code_hash  # store_cache_key: re-exported
+from common.provenance import package_versions
+from common.resources import TreeMemory, available_cores
 from signals.threads import cap_thread_env
 from signals.worker import Task, init_worker, run_task
 
@@ -70,13 +70,6 @@ def expand_data_paths(paths: Iterable[str]) -> list[str]:
         else:
             out.append(str(path))
     return out
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------- market data
@@ -163,65 +156,6 @@ def plan_tasks(root: Path, variants_dir: Path, inputs: dict[str, SymbolInput], g
 
 
 # ---------------------------------------------------------------- process pool
-
-class TreeMemory:
-    """Peak memory of this process and all its children, sampled in a background thread.
-
-    Each process counts its proportional set size (PSS: a page shared by k processes counts 1/k in each)
-    where Linux provides it, so forked workers sharing the parent's pages are not counted once per
-    worker, as summing resident sizes would (48 env workers: a 9.5 GB "peak" on a machine using under 2).
-    Elsewhere it falls back to resident size. Reading PSS costs about 0.2 ms per process, so the sampler
-    waits at least 20 times as long as a sample took: it stays under 5 % of one core at any worker count.
-    """
-
-    def __init__(self, interval_s: float = 0.2) -> None:
-        import psutil
-
-        self._root = psutil.Process()
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self.peak_bytes = self.sample()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> int:
-        import psutil
-
-        total = 0
-        for proc in [self._root, *self._root.children(recursive=True)]:
-            try:
-                total += _proportional_bytes(proc.pid)
-            except OSError:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass  # it exited between the listing and the reading
-        return total
-
-    def _run(self) -> None:
-        wait = self._interval
-        while not self._stop.wait(wait):
-            started = time.perf_counter()
-            self.peak_bytes = max(self.peak_bytes, self.sample())
-            wait = max(self._interval, 20 * (time.perf_counter() - started))
-
-    def __enter__(self) -> "TreeMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self.sample())
-
-
-def _proportional_bytes(pid: int) -> int:
-    """The process's PSS from /proc (OSError where there is none: not Linux, or the process is gone)."""
-    with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
-        for line in rollup:
-            if line.startswith(b"Pss:"):
-                return int(line.split()[1]) * 1024
-    raise OSError(f"no Pss line for pid {pid}")
-
 
 def run_pool(tasks: list[Task], workers: int, batch_size: int, start_method: str, timeout_s: float,
              progress: Any) -> list[dict]:
@@ -402,18 +336,6 @@ def write_run_record(root: Path, params: Params, argv: Sequence[str], hashes: di
         "command": [sys.executable, "-m", "signals.build", *argv], "cwd": str(Path.cwd()),
         "data_sha256": hashes, "cache_key": cache_key, "versions": package_versions(),
     })
-
-
-def package_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {"python": sys.version.split()[0]}
-    for name in ("numpy", "pandas", "numba", "jax", "jaxlib", "torch", "stable-baselines3", "gymnasium", "optuna"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 # ---------------------------------------------------------------- the build

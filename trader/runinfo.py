@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from settings import Params, to_toml
-from signals.build import package_versions
+from common.provenance import package_versions
 from signals.store import Store, save_json, save_text
 
 

@@ -186,7 +186,7 @@ def log_line(message: str = "") -> None:
 def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build: bool = False,
         log: Any = log_line) -> Path:
     """Train (or resume) one run and write its report; returns the run directory."""
-    from signals.build import TreeMemory
+    from common.resources import TreeMemory
 
     started = time.perf_counter()
     with TreeMemory() as memory:  # the whole run: build pool, env workers, learner and report
@@ -205,7 +205,7 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
 def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, no_build: bool,
                       log: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     from envs.factory import preload_forkserver
-    from signals.build import available_cores
+    from common.resources import available_cores
     from trader.report import write_report
     from trader.runinfo import new_run_dir, update_run_record, write_run_record
     from trader.selection import select_policy

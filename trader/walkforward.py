@@ -415,7 +415,7 @@ def format_oos(oos: Mapping[str, Any]) -> str:
 def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Callable[[str], None] = print
         ) -> dict[str, Any]:
     """The whole walk-forward: base store, layout, folds in a pool, summary and outputs; returns walkforward.json."""
-    from signals.build import TreeMemory, available_cores
+    from common.resources import TreeMemory, available_cores
     from signals.store import save_json
     from trader.runinfo import update_run_record, write_run_record
     from trader.train import new_parent_dir, prepare_store

@@ -17,7 +17,7 @@ from typing import Sequence
 import optuna
 
 from settings import Params, to_dict, to_toml
-from signals.build import package_versions
+from common.provenance import package_versions
 from signals.store import Store, save_json, save_text, sha256_json
 from trader.runinfo import update_run_record
 from trader.train import configure_learner

@@ -1,0 +1,4 @@
+"""Helpers every command shares: process-tree memory and cores (resources), what a run used (provenance).
+
+Below signals, envs and trader: it imports none of them.
+"""
