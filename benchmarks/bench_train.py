@@ -42,6 +42,7 @@ import torch  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 
+from benchmarks.markets import ar1_returns  # noqa: E402
 from common.resources import TreeMemory  # noqa: E402
 from signals.store import write_synthetic_store  # noqa: E402
 from trader.policy import RolloutMlpPolicy  # noqa: E402
@@ -241,14 +242,11 @@ def trend_store(root: Path, n_bars: int = 10_000, momentum: float = 0.4, n_noise
     """A market whose log returns are AR(1) (coefficient `momentum`), the planted edge of tests/test_train.py.
 
     Features at bar t: the last 4 returns scaled into [-1, 1] (what a trend signal sees) and `n_noise`
-    pure-noise columns. A stand-in for benchmarks/bench_learning.py's trend market, written in parallel.
+    pure-noise columns, written straight into a store: the time-to-quality clock measures the learner,
+    not the signal build (benchmarks/bench_learning.py measures learning on the full pipeline).
     """
     rng = np.random.default_rng(1)
-    shocks = rng.normal(0.0, 0.01, n_bars)
-    returns = np.empty(n_bars)
-    returns[0] = shocks[0]
-    for t in range(1, n_bars):
-        returns[t] = momentum * returns[t - 1] + shocks[t]
+    returns = ar1_returns(rng.normal(0.0, 0.01, n_bars), momentum)
     close = 100 * np.exp(np.cumsum(returns))
     lagged = np.stack([np.concatenate([np.zeros(k), returns[:n_bars - k]]) for k in range(4)], axis=1)
     features = np.concatenate([np.tanh(lagged / 0.01), np.tanh(rng.normal(size=(n_bars, n_noise)))], axis=1)

@@ -58,6 +58,15 @@ class Market:
         return self.frame["Close"].to_numpy(dtype=np.float64)
 
 
+def ar1_returns(shocks: np.ndarray, phi: float) -> np.ndarray:
+    """Log returns r[t] = phi * r[t-1] + shocks[t] (r[0] = shocks[0]): the CI tests' planted momentum edge."""
+    returns = np.empty(len(shocks))
+    returns[0] = shocks[0]
+    for t in range(1, len(shocks)):
+        returns[t] = phi * returns[t - 1] + shocks[t]
+    return returns
+
+
 def _shocks(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.standard_t(T_DF, n) * np.sqrt((T_DF - 2) / T_DF) * SIGMA
 

@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks' market generators are shared with the tests
+
+from benchmarks.markets import ar1_returns  # noqa: E402
 
 
 def synthetic_ohlcv(n: int, seed: int, start: str = "2015-01-01", freq: str = "h", momentum: float = 0.0
@@ -22,11 +25,7 @@ def synthetic_ohlcv(n: int, seed: int, start: str = "2015-01-01", freq: str = "h
     an edge that any trend or rate-of-change signal can see one bar ahead.
     """
     rng = np.random.default_rng(seed)
-    shocks = rng.normal(0.0, 0.01, n)
-    returns = np.empty(n)
-    returns[0] = shocks[0]
-    for t in range(1, n):
-        returns[t] = momentum * returns[t - 1] + shocks[t]
+    returns = ar1_returns(rng.normal(0.0, 0.01, n), momentum)
     close = 100.0 * np.exp(np.cumsum(returns))
     open_ = np.concatenate([[close[0]], close[:-1]]) * np.exp(rng.normal(0.0, 0.002, n))
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, 0.004, n)))

@@ -10,14 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import optuna
@@ -25,14 +18,14 @@ import psutil
 import pytest
 from optuna.trial import FixedTrial, TrialState
 
-from conftest import ROOT, run_module
-from settings import ConfigError, Params, load_params, replace_path, to_toml
+from conftest import ROOT
+from settings import Params, load_params, replace_path, to_toml
 from signals.build import store_cache_key
 from signals.store import sha256_file, write_manifest, write_synthetic_store
 from trader.tune import objective, runner, summary
 from trader.tune import storage as tune_storage
 from trader.tune.__main__ import main as tune_main
-from trader.tune.space import sample_params, trial_params
+from trader.tune.space import sample_params
 
 DATA = [str(ROOT / "data" / "FOREX_EURUSD_1H_ASK.csv"), str(ROOT / "data" / "STOCKS_GOOGL.csv")]
 SPLITS = {"train": (20, 350), "validation": (370, 480), "test": (500, 600)}
@@ -115,103 +108,11 @@ def fake_build(monkeypatch) -> list[Params]:
     return calls
 
 
-# ---------------------------------------------------------------- the search space
-
 FIXED = {"n_steps_pow2": 7, "batch_size_pow2": 9, "net_width_pow2": 5, "learning_rate": 3e-4, "n_epochs": 4,
          "one_minus_gamma": 0.01, "one_minus_gae_lambda": 0.05, "clip_range": 0.2, "ent_coef": 1e-3,
          "window": 8, "reward": "differential_sharpe", "trade_penalty": 1.5, "keep_per_family": 2,
          "max_correlation": 0.8, "horizon": 2}
-
-
-def test_sample_params_is_a_pure_function_of_the_trial():
-    space = load_params(ROOT / "parameters.toml").tune
-    first = sample_params(FixedTrial(FIXED), space, full=True)
-    assert first == sample_params(FixedTrial(dict(FIXED)), space, full=True)
-    assert first == {
-        "ppo.learning_rate": 3e-4, "ppo.n_steps": 128, "ppo.batch_size": 128,  # capped at n_steps
-        "ppo.n_epochs": 4, "ppo.gamma": 1.0 - 0.01, "ppo.gae_lambda": 1.0 - 0.05, "ppo.clip_range": 0.2,
-        "ppo.ent_coef": 1e-3, "ppo.net_arch": [32, 32], "env.window": 8, "env.reward": "differential_sharpe",
-        "env.trade_penalty": 1.5, "signals.keep_per_family": 2, "signals.max_correlation": 0.8, "signals.horizon": 2}
-    fast = sample_params(FixedTrial(FIXED), space, full=False)
-    assert fast == {k: v for k, v in first.items() if not k.startswith("signals.")}
-
-
-def test_sample_params_respects_ranges_and_log_scales():
-    space = load_params(ROOT / "parameters.toml").tune
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(60):
-        trial = study.ask()
-        values = sample_params(trial, space, full=True)
-        replace_path(load_params(ROOT / "parameters.toml"), values)  # every draw is a valid tree
-        assert space.learning_rate[0] <= values["ppo.learning_rate"] <= space.learning_rate[1]
-        assert space.ent_coef[0] <= values["ppo.ent_coef"] <= space.ent_coef[1]
-        for key, name in (("ppo.gamma", "one_minus_gamma"), ("ppo.gae_lambda", "one_minus_gae_lambda")):
-            low, high = getattr(space, name)
-            assert low * (1 - 1e-9) <= 1 - values[key] <= high * (1 + 1e-9)
-        for key, (low, high) in (("ppo.n_steps", space.n_steps_pow2), ("ppo.net_arch", space.net_width_pow2)):
-            value = values[key][0] if key == "ppo.net_arch" else values[key]
-            assert value in [2 ** p for p in range(low, high + 1)]
-        low, high = space.batch_size_pow2
-        assert values["ppo.batch_size"] in [2 ** p for p in range(low, high + 1)] \
-            or values["ppo.batch_size"] == values["ppo.n_steps"]
-        assert values["ppo.batch_size"] <= values["ppo.n_steps"]
-        assert len(values["ppo.net_arch"]) == 2 and values["ppo.net_arch"][0] == values["ppo.net_arch"][1]
-        assert space.n_epochs[0] <= values["ppo.n_epochs"] <= space.n_epochs[1]
-        assert values["ppo.clip_range"] in space.clip_range and values["env.window"] in space.window
-        assert values["env.reward"] in space.reward and values["signals.horizon"] in space.horizon
-        assert space.trade_penalty[0] <= values["env.trade_penalty"] <= space.trade_penalty[1]
-        assert space.keep_per_family[0] <= values["signals.keep_per_family"] <= space.keep_per_family[1]
-        assert space.max_correlation[0] <= values["signals.max_correlation"] <= space.max_correlation[1]
-        for name in ("learning_rate", "ent_coef", "one_minus_gamma", "one_minus_gae_lambda"):
-            assert trial.distributions[name].log, name
-        study.tell(trial, 0.0)
-    lrs = np.log10([t.params["learning_rate"] for t in study.trials])
-    assert lrs.min() < -4 and lrs.max() > -3  # spread over decades, as a log scale gives
-
-
-def test_fast_cuts_never_raise_a_budget(tmp_path):
-    params = tiny_params(tmp_path, **{"tune.fast.n_envs": 4, "tune.fast.n_epochs": 2})
-    cut = trial_params(params, {"ppo.n_epochs": 7}, fast=True)
-    assert (cut.train.n_envs, cut.ppo.n_epochs, cut.train.timesteps) == (2, 2, 128)
-    assert cut.train.vec_env == "batched"  # a few envs: stepped in-process
-    full = trial_params(params, {"ppo.n_epochs": 7}, fast=False)
-    assert (full.train.n_envs, full.ppo.n_epochs, full.train.timesteps) == (2, 7, params.tune.timesteps)
-
-
-def test_full_mode_trials_purge_the_longest_searched_horizon_whatever_their_own(tmp_path):
-    """signals.build purges lookback + horizon + extra_embargo bars after each cut: with the extra embargo
-    topped up, every horizon gives the same purge, never less than its own horizon needs."""
-    params = tiny_params(tmp_path, **{"tune.horizon": [1, 2, 4], "split.extra_embargo": 3})
-    purges = set()
-    for horizon in (1, 2, 4):
-        trained = trial_params(params, {"signals.horizon": horizon}, fast=False)
-        assert trained.signals.horizon == horizon and trained.split.extra_embargo >= 3
-        purges.add(trained.signals.horizon + trained.split.extra_embargo)
-    assert purges == {4 + 3}
-    assert trial_params(params, {"ppo.n_epochs": 2}, fast=True).split.extra_embargo == 3  # no horizon searched
-
-
-def test_quota_split_is_exact():
-    for iterations in range(1, 12):
-        for jobs in range(1, 6):
-            quota = runner.split_quota(iterations, jobs)
-            assert sum(quota) == iterations and min(quota) >= 1 and max(quota) - min(quota) <= 1
-
-
-def test_storage_choices(tmp_path):
-    from optuna.storages import JournalStorage, RDBStorage
-
-    journal = tune_storage.open_storage(str(tmp_path / "x" / "s.log"))
-    assert isinstance(journal, JournalStorage)
-    rdb = tune_storage.open_storage(f"sqlite:///{tmp_path / 's.db'}")
-    assert isinstance(rdb, RDBStorage) and rdb.heartbeat_interval == tune_storage.HEARTBEAT_INTERVAL_S
-    with pytest.raises(ConfigError, match=r"\.log"):
-        tune_storage.open_storage(str(tmp_path / "s.db"))
-    assert tune_storage.storage_spec(tiny_params(tmp_path)) == str(tmp_path / "tune" / "tiny.log")
-    assert tune_storage.masked("postgresql://trader:secret@host:5432/db") == "postgresql://trader:***@host:5432/db"
-    with pytest.raises(ConfigError, match="cannot open it") as error:  # no server there
-        tune_storage.open_storage("postgresql://trader:secret@127.0.0.1:9/trader")
-    assert "secret" not in str(error.value)
+"""Fixed values of every searched parameter (tests/test_tune_space.py, best_params round trip)."""
 
 
 # ---------------------------------------------------------------- fast mode and the store
@@ -359,147 +260,6 @@ def test_no_env_worker_outlives_its_trial(tmp_path, monkeypatch, fake_build):
     assert seen == [2, 2, 2]  # two env workers alive during each trial
     assert after_trial == [set(), set(), set()]  # and gone (joined) as each trial ends, the failed one included
     assert workers() - before == set()
-
-
-# ---------------------------------------------------------------- resume and workers
-
-def test_an_interrupted_study_continues(tmp_path):
-    params = tiny_params(tmp_path)
-    synthetic_store(params)
-    run_quiet(params)
-    study = load(params)
-    orphan = study.ask()  # a worker killed mid-trial: RUNNING forever
-    orphan.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
-    orphan.set_user_attr("worker", tune_storage.worker_id().rsplit(":", 1)[0] + ":999999999")  # its pid is gone
-    assert [t.state for t in load(params).trials][-1] == TrialState.RUNNING
-    lines = run_quiet(params)
-    trials = load(params).trials
-    assert [t.number for t in trials] == list(range(5))
-    assert all(t.state in FINAL for t in trials)
-    assert trials[2].state == TrialState.FAIL and "stopped worker" in trials[2].user_attrs["failed_reason"]
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
-    assert any("marked 1 trial(s) left RUNNING" in line for line in lines)
-
-
-def test_stale_trials_are_told_from_live_ones_by_their_worker(tmp_path, monkeypatch):
-    params = tiny_params(tmp_path)
-    opened = tune_storage.open_storage(tune_storage.storage_spec(params))
-    study = tune_storage.open_study(opened, params)
-    live, dead, unknown = study.ask(), study.ask(), study.ask()
-    live.set_user_attr("worker", tune_storage.worker_id())  # this process: alive
-    dead.set_user_attr("worker", tune_storage.worker_id().rsplit(":", 1)[0] + ":999999999")  # no such pid
-    # A trial with no worker yet may be one another process is still sampling: spared while young.
-    assert tune_storage.fail_stale_trials(study, opened) == [dead.number]
-    monkeypatch.setattr(tune_storage, "UNNAMED_TRIAL_GRACE_S", 0)
-    assert tune_storage.fail_stale_trials(study, opened) == [unknown.number]
-    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.FAIL, TrialState.FAIL]
-    assert tune_storage.fail_stale_trials(study, opened, only_workers={"elsewhere:1"}) == []
-
-
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_on_an_rdb_storage_heartbeats_decide_and_a_dead_workers_trials_are_failed_with_their_reason(tmp_path):
-    """SQLite stands in for PostgreSQL: the same RDBStorage with heartbeats, the same public storage calls."""
-    params = tiny_params(tmp_path)
-    opened = tune_storage.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
-    assert tune_storage.uses_heartbeats(opened)
-    study = tune_storage.open_study(opened, params)
-    dead, live = study.ask(), study.ask()
-    dead.set_user_attr("worker", tune_storage.worker_id().rsplit(":", 1)[0] + ":999999999")
-    live.set_user_attr("worker", tune_storage.worker_id())
-    assert tune_storage.fail_stale_trials(study, opened) == []  # neither has stopped beating: heartbeats decide
-    assert tune_storage.fail_stale_trials(study, opened, only_workers={dead.user_attrs["worker"]}) == [0]
-    reopened = optuna.load_study(study_name=params.tune.study_name, storage=opened)
-    assert [t.state for t in reopened.trials] == [TrialState.FAIL, TrialState.RUNNING]
-    assert reopened.trials[0].user_attrs["failed_reason"] == "left RUNNING by a stopped worker"
-
-
-def check_worker_run(params: Params, result, storage: str | None = None) -> None:
-    assert result.returncode == 0, result.stdout + result.stderr
-    study = optuna.load_study(study_name=params.tune.study_name,
-                              storage=tune_storage.open_storage(storage or tune_storage.storage_spec(params)))
-    trials = study.trials
-    assert sorted(t.number for t in trials) == list(range(params.tune.iterations)), result.stdout + result.stderr
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), \
-        [(t.state, t.user_attrs) for t in trials]
-    progress = [line for line in result.stdout.splitlines() if line.startswith("trial ")]
-    assert len(progress) == params.tune.iterations
-    assert "2 worker process(es) [2, 2]" in result.stdout and "top 3 of 4 trial(s)" in result.stdout
-
-
-def test_two_worker_processes_share_a_journal_study(tmp_path):
-    params = tiny_params(tmp_path, **{"tune.iterations": 4, "tune.jobs": 2})
-    synthetic_store(params)
-    params_file = tmp_path / "params.toml"
-    params_file.write_text(to_toml(params))
-    result = run_module("trader.tune", "--fast", "--params", str(params_file), timeout=300)
-    check_worker_run(params, result)
-    out = tmp_path / "tune" / "tiny"
-    assert {"best_params.toml", "trials.csv", "history.png", "importances.png", "run.json", "params.toml"} <= \
-        {p.name for p in out.iterdir()}
-    assert len((out / "trials.csv").read_text().strip().splitlines()) == 5
-
-
-@pytest.mark.slow
-def test_a_killed_worker_fails_its_own_trial_only(tmp_path):
-    """SIGKILL one of two worker processes mid-trial: its trial is failed, the other worker finishes its quota."""
-    params = tiny_params(tmp_path, **{"tune.iterations": 4, "tune.jobs": 2, "train.start_method": "spawn",
-                                      "tune.fast.timesteps": 1024, "tune.evaluations": 4})
-    synthetic_store(params)
-    params_file = tmp_path / "params.toml"
-    params_file.write_text(to_toml(params))
-    process = subprocess.Popen([sys.executable, "-m", "trader.tune", "--fast", "--params", str(params_file)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    victim = None
-    deadline = time.monotonic() + 180
-    while victim is None and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-        try:
-            running = load(params).get_trials(states=(TrialState.RUNNING,))
-        except KeyError:  # the study is not created yet
-            continue
-        victim = next(((t.number, int(t.user_attrs["worker"].rsplit(":", 1)[1])) for t in running
-                       if "worker" in t.user_attrs), None)
-    assert victim is not None, "no trial was seen running"
-    os.kill(victim[1], signal.SIGKILL)
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 1, output
-    assert "worker process(es) stopped with an error" in output
-    trials = load(params).trials
-    assert sorted(t.number for t in trials) == list(range(len(trials)))
-    assert all(t.state in FINAL for t in trials)
-    killed = trials[victim[0]]
-    assert killed.state == TrialState.FAIL and "stopped worker" in killed.user_attrs["failed_reason"]
-    survivor = [t for t in trials if t.user_attrs.get("worker") != killed.user_attrs["worker"]]
-    assert len(survivor) == 2 and all(t.state != TrialState.FAIL for t in survivor)
-
-
-def postgres_or_skip(url: str) -> None:
-    parsed = urlparse(url)
-    try:
-        socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5432), timeout=2).close()
-    except OSError as exc:
-        pytest.skip(f"no PostgreSQL server answers at {parsed.hostname}:{parsed.port or 5432} ({exc}); "
-                    f"start one with .ci/postgres.sh or set TRADER_TEST_POSTGRES_URL")
-
-
-@pytest.mark.slow
-def test_two_worker_processes_share_a_postgresql_study(tmp_path):
-    postgres_or_skip(POSTGRES_URL)
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    params = tiny_params(tmp_path, **{"tune.iterations": 4, "tune.jobs": 2, "tune.study_name": name})
-    synthetic_store(params)
-    params_file = tmp_path / "params.toml"
-    params_file.write_text(to_toml(params))
-    try:
-        result = run_module("trader.tune", "--fast", "--params", str(params_file), "--storage", POSTGRES_URL,
-                            timeout=300)
-        check_worker_run(params, result, storage=POSTGRES_URL)
-        assert "trader:***@" in result.stdout and ":trader@" not in result.stdout  # no password in the log
-    finally:
-        try:
-            optuna.delete_study(study_name=name, storage=tune_storage.open_storage(POSTGRES_URL))
-        except KeyError:  # the study was never created
-            pass
 
 
 @pytest.mark.parametrize("action_mode", ["discrete", "long_only", "continuous"])
