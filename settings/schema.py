@@ -8,6 +8,7 @@ Stdlib only: signals, envs and trader all import this package, it imports none o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,17 @@ def require(ok: bool, key: str, message: str) -> None:
 
 def require_choice(value: str, choices: tuple[str, ...], key: str) -> None:
     require(value in choices, key, f"must be one of {', '.join(choices)} (got {value!r})")
+
+
+EXECUTORS = ("process", "dask")
+"""Where independent jobs run (common.executors): local worker processes, or a Dask cluster."""
+_SCHEDULER = re.compile(r"^[a-z][a-z0-9+]*://[^\s/:]+(:\d+)?$")
+
+
+def require_scheduler(value: str, key: str) -> None:
+    """Empty, or a scheduler address `scheme://host[:port]` (tcp://10.0.0.5:8786, tls://...)."""
+    require(not value or bool(_SCHEDULER.match(value)), key,
+            f"must be a Dask scheduler address like tcp://host:8786, or empty for a LocalCluster (got {value!r})")
 
 
 def require_fraction(value: float, key: str, *, open_low: bool = False) -> None:
@@ -149,12 +161,18 @@ class BuildConfig:
     """multiprocessing start method; forkserver and spawn are safe with torch and JAX loaded."""
     task_timeout_s: float = 600.0
     """A task that has not finished after this many seconds is an error, not a hang."""
+    executor: str = "process"
+    """process: local worker processes; dask: a Dask cluster (the store on a filesystem every worker sees)."""
+    scheduler: str = ""
+    """Dask scheduler address (tcp://host:8786); empty: a LocalCluster of `workers` processes on this machine."""
 
     def __post_init__(self) -> None:
         require(self.workers >= 0, "workers", f"must be >= 0 (got {self.workers})")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
         require_choice(self.start_method, ("forkserver", "spawn"), "start_method")
         require(self.task_timeout_s > 0, "task_timeout_s", f"must be > 0 (got {self.task_timeout_s})")
+        require_choice(self.executor, EXECUTORS, "executor")
+        require_scheduler(self.scheduler, "scheduler")
 
 
 @dataclass(frozen=True)
@@ -378,6 +396,8 @@ class WalkForwardConfig:
     """Fewest bars any symbol may have in a fold's training, validation or test slice (its split.min_bars)."""
     workers: int = 0
     """Folds trained at the same time, each in its own process; 0 means the cores available."""
+    executor: str = "process"
+    """process: local fold processes; dask: folds as tasks on the Dask cluster at build.scheduler."""
 
     def __post_init__(self) -> None:
         require(self.folds >= 1, "folds", f"must be >= 1 (got {self.folds})")
@@ -389,6 +409,7 @@ class WalkForwardConfig:
                 f"{self.folds}) must leave bars for its training")
         require(self.min_bars >= 2, "min_bars", f"must be >= 2 (got {self.min_bars})")
         require(self.workers >= 0, "workers", f"must be >= 0 (got {self.workers})")
+        require_choice(self.executor, EXECUTORS, "executor")
 
 
 @dataclass(frozen=True)

@@ -10,24 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_toml
+from settings import EXECUTORS, ConfigError, Params, add_params_arguments, params_from_cli, to_toml
 from signals import store
 from signals.cache import data_hashes, store_cache_key, task_key, variant_code_hash  # store_cache_key: re-exported
 from common.provenance import package_versions
 from common.resources import TreeMemory, available_cores
-from signals.threads import cap_thread_env
-from signals.worker import Task, init_worker, run_task
+from signals.pool import PoolFailed, run_pool
+from signals.worker import Task
 
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet")
 
@@ -46,6 +43,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="worker processes (default: build.workers; 0 = cores available)")
     parser.add_argument("--batch-size", type=int,
                         help="tasks submitted to the pool at a time (default: build.batch_size)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="where the tasks run: local processes or a Dask cluster (default: build.executor)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                        help="the Dask scheduler, with --executor dask (default: build.scheduler; empty: a "
+                             "LocalCluster of --workers processes on this machine)")
     parser.add_argument("--force", action="store_true", help="recompute every variant, ignoring the cache")
     return parser.parse_args(argv)
 
@@ -54,7 +56,8 @@ def resolve_params(args: argparse.Namespace) -> Params:
     """parameters.toml, then --set, then the dedicated flags (which win)."""
     return params_from_cli(args.params, args.overrides, {
         "data.paths": expand_data_paths(args.data) if args.data else None, "build.out": args.out,
-        "build.workers": args.workers, "build.batch_size": args.batch_size})
+        "build.workers": args.workers, "build.batch_size": args.batch_size, "build.executor": args.executor,
+        "build.scheduler": args.scheduler})
 
 
 def expand_data_paths(paths: Iterable[str]) -> list[str]:
@@ -153,59 +156,6 @@ def plan_tasks(root: Path, variants_dir: Path, inputs: dict[str, SymbolInput], g
              for symbol, info in inputs.items() for family, chunk_params in chunks]
     variants = [(family, p) for family, chunk_params in chunks for p in chunk_params]
     return Plan(tasks=tasks, variants=variants, chunks=chunks)
-
-
-# ---------------------------------------------------------------- process pool
-
-def run_pool(tasks: list[Task], workers: int, batch_size: int, start_method: str, timeout_s: float,
-             progress: Any) -> list[dict]:
-    """Run tasks in a process pool fed `batch_size` at a time; a dead or stuck worker is an error, not a hang."""
-    cap_thread_env()  # inherited by a fork server or workers started from here on
-    results: list[dict] = []
-    queue = iter(tasks)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(start_method),
-                               initializer=init_worker)
-    pending: dict[Any, Task] = {}
-    try:
-        while True:
-            # Keep one batch queued behind the one running so workers never idle between batches.
-            while len(pending) <= batch_size:
-                batch = [t for _, t in zip(range(batch_size), queue)]
-                if not batch:
-                    break
-                pending.update({pool.submit(run_task, t): t for t in batch})
-            if not pending:
-                break
-            done, _ = wait(pending, timeout=timeout_s, return_when=FIRST_COMPLETED)
-            if not done:
-                stuck = next(iter(pending.values()))
-                raise BuildError(f"no task finished in {timeout_s:.0f} s (build.task_timeout_s); "
-                                 f"stuck e.g. on {stuck.family} for {stuck.symbol}")
-            for future in done:
-                task = pending.pop(future)
-                try:
-                    results.append(future.result())
-                except BrokenProcessPool:
-                    raise BuildError(f"a worker process died (killed or out of memory) while the pool was running "
-                                     f"{task.family} on {task.symbol}; finished tasks are kept, rerun the build "
-                                     f"to compute only the missing ones") from None
-                progress.update(1)
-    except BaseException:
-        _kill_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-    return results
-
-
-def _kill_pool(pool: ProcessPoolExecutor) -> None:
-    """Stop at once: cancel what is queued and kill workers (a hung worker would block shutdown forever)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for proc in processes:
-        if proc.is_alive():
-            proc.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        proc.join(timeout=5)
 
 
 # ---------------------------------------------------------------- scoring and selection
@@ -367,8 +317,10 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
 
     cores = available_cores()
     workers = params.build.workers or cores
+    where = (f"start method: {params.build.start_method}" if params.build.executor == "process" else
+             f"executor: dask, {params.build.scheduler or 'a LocalCluster on 127.0.0.1'}")
     log(f"cores available: {cores}; workers: {workers}, 1 thread each (OMP/MKL/OpenBLAS/numba capped); "
-        f"start method: {params.build.start_method}; batches of {params.build.batch_size} tasks")
+        f"{where}; batches of {params.build.batch_size} tasks")
     log_splits(inputs, split_info, log)
 
     # From here on the store is being rewritten: without a manifest no reader mistakes it for complete.
@@ -392,8 +344,10 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         with tqdm(total=len(todo), desc="variants", unit="task", file=sys.stderr,
                   disable=not todo) as progress:
             if todo:
-                run_pool(todo, workers, params.build.batch_size, params.build.start_method,
-                         params.build.task_timeout_s, progress)
+                try:
+                    run_pool(todo, params.build, workers, root, variants_dir, progress, log)
+                except PoolFailed as exc:
+                    raise BuildError(str(exc)) from None
         pool_seconds = time.perf_counter() - pool_started
         matrices = {symbol: variant_matrix(variants_dir, plan, symbol) for symbol in inputs}
         per_symbol = score_symbols(matrices, inputs, params)
