@@ -116,6 +116,7 @@ def test_selection_never_reads_validation_or_test_bars(market, tmp_path):
     ("signals.families.rsii={window=[3]}", "unknown family 'rsii' .did you mean 'rsi'"),
     ("build.workrs=2", "unknown key 'build.workrs' .did you mean 'build.workers'"),
     ("split.train=0.01", "train split has"),
+    ('build.executor="threads"', "build.executor must be one of process, dask"),
 ])
 def test_bad_input_is_a_clear_error_through_the_cli(market, override, message):
     result = run_module("signals.build", "--params", str(market["params"]), "--set", override)

@@ -34,6 +34,10 @@ def test_parameters_toml_holds_every_default():
     ({"ppo": {"n_steps": "many"}}, r"ppo.n_steps must be int"),
     ({"train": {"vec_env": "threads"}}, r"train.vec_env must be one of subproc, dummy, batched"),
     ({"costs": {"commission_bps": -1}}, r"costs.commission_bps must be in \[0, 10000\)"),
+    ({"build": {"executor": "threads"}}, r"build.executor must be one of process, dask \(got 'threads'\)"),
+    ({"build": {"scheduler": "8786"}}, r"build.scheduler must be a Dask scheduler address like tcp://host:8786"),
+    ({"build": {"schedulr": ""}}, r"unknown key 'build.schedulr' \(did you mean 'build.scheduler'\?\)"),
+    ({"walkforward": {"executor": "ray"}}, r"walkforward.executor must be one of process, dask"),
 ])
 def test_bad_config_names_the_key(raw, message):
     with pytest.raises(ConfigError, match=message):

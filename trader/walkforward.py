@@ -2,7 +2,8 @@
 
 Reads top to bottom: arguments -> parameters -> the base store (every signal variant, computed once for
 the whole series: they are causal) -> the fold layout (sizes checked before anything trains) -> the folds,
-in a process pool -> the stitched out-of-sample summary -> walkforward.json, oos_equity.png and a table.
+in a process pool or on a Dask cluster (walkforward.executor) -> the stitched out-of-sample summary ->
+walkforward.json, oos_equity.png and a table.
 
 The layout, on the common calendar c of N bars after the warm-up (`signals.splits.calendar`), with
 t = walkforward.test and K = walkforward.folds: test slice k starts at c[N (1 - t) + k N t / K] and runs to
@@ -22,11 +23,10 @@ slice (trader.selection), and one read of its test slice (trader.evaluate). The 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from settings import (
+    EXECUTORS,
     ConfigError,
     Params,
     add_params_arguments,
@@ -60,6 +61,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the walk-forward run directory (default: a new walkforward-<time> under train.run_dir)")
     parser.add_argument("--window", choices=("expanding", "rolling"), help="training window (walkforward.window)")
     parser.add_argument("--workers", type=int, help="folds at a time (walkforward.workers; 0 = cores)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="where the folds run: local processes or a Dask cluster (walkforward.executor)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                        help="the Dask scheduler (build.scheduler; empty: a LocalCluster of --workers processes)")
     return parser.parse_args(argv)
 
 
@@ -69,7 +74,8 @@ def resolve_params(args: argparse.Namespace) -> Params:
 
     return params_from_cli(args.params, args.overrides, {
         "data.paths": expand_data_paths(args.data) if args.data else None, "walkforward.folds": args.folds,
-        "walkforward.window": args.window, "walkforward.workers": args.workers})
+        "walkforward.window": args.window, "walkforward.workers": args.workers,
+        "walkforward.executor": args.executor, "build.scheduler": args.scheduler})
 
 
 # ---------------------------------------------------------------- the fold layout
@@ -286,13 +292,20 @@ def fold_workers(requested: int, n_folds: int, cores: int, available_bytes: int)
     return max(1, min(requested or cores, n_folds, available_bytes // FOLD_MEMORY_BYTES))
 
 
-def fold_executor(workers: int, start_method: str) -> ProcessPoolExecutor:
-    """A pool of `workers` fold processes, started with native thread pools capped at one thread (each fold
-    then caps its learner to train.torch_threads, as a training run does)."""
+def fold_pool(params: Params, workers: int, out: Path) -> Any:
+    """The folds' pool (`walkforward.executor`), entered with `with`: local fold processes, or tasks on the Dask
+    cluster at build.scheduler (a LocalCluster of `workers` processes when it is empty). Its workers start
+    with native thread pools capped at one thread (each fold then caps its learner to train.torch_threads,
+    as a training run does). A fold that fails lets the running ones finish: a killed fold would orphan its
+    environment processes."""
+    from common.executors import open_pool
     from signals.threads import cap_thread_env
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(start_method),
-                               initializer=cap_thread_env)
+    variants = Path(params.build.variants_dir or Path(params.build.out) / "variants").resolve()
+    return open_pool(params.walkforward.executor, workers=workers, start_method=params.train.start_method,
+                     initializer=cap_thread_env, scheduler=params.build.scheduler, kill_on_error=False,
+                     shared={out.resolve(): "the walk-forward run directory (--run-dir)",
+                             variants: "build.variants_dir (the base store's raw variants, which every fold reads)"})
 
 
 # ---------------------------------------------------------------- the stitched out-of-sample summary
@@ -436,8 +449,11 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
     log(f"walk-forward: {len(tasks)} {params.walkforward.window} folds, {workers} at a time (logs: "
         f"{out}/fold_<k>/log.txt); each trains {params.train.timesteps:,} steps on {params.train.n_envs} "
         f"{params.train.vec_env} environment(s)")
-    with TreeMemory() as memory, fold_executor(workers, params.train.start_method) as executor:
-        results = run_folds(executor, tasks)
+    with TreeMemory() as memory, fold_pool(params, workers, out) as pool:
+        if pool.kind == "dask":
+            log(f"walk-forward: folds on {pool.where}")
+        workers = pool.slots  # a remote cluster's worker threads, not the local count
+        results = run_folds(pool.executor, tasks)
     ppy = {s: base.symbol(s).periods_per_year for s in base.symbols}
     oos = oos_summary(results, ppy, params.train.seed)
     record = {"folds": [{k: v for k, v in r.items() if k not in ("returns", "times")} for r in results],
