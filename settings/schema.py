@@ -322,6 +322,10 @@ class TuneConfig:
     """Trials this invocation adds."""
     jobs: int = 1
     """Worker processes on the same study."""
+    heartbeat_s: int = 60
+    """RDB storages (PostgreSQL): seconds between the heartbeats of a running trial."""
+    heartbeat_grace_s: int = 180
+    """RDB storages: a RUNNING trial whose worker has not beaten for this long is failed by the next trial."""
     pruner: str = "median"
     """median, percentile or none."""
     seeds_per_trial: int = 1
@@ -366,6 +370,10 @@ class TuneConfig:
     def __post_init__(self) -> None:
         require(self.iterations >= 1, "iterations", f"must be >= 1 (got {self.iterations})")
         require(self.jobs >= 1, "jobs", f"must be >= 1 (got {self.jobs})")
+        require(self.heartbeat_s >= 1, "heartbeat_s", f"must be >= 1 (got {self.heartbeat_s})")
+        require(self.heartbeat_grace_s > self.heartbeat_s, "heartbeat_grace_s",
+                f"must exceed tune.heartbeat_s = {self.heartbeat_s}, or live trials are failed (got "
+                f"{self.heartbeat_grace_s})")
         require_choice(self.pruner, ("median", "percentile", "none"), "pruner")
         require(self.seeds_per_trial >= 1, "seeds_per_trial", f"must be >= 1 (got {self.seeds_per_trial})")
         require(self.evaluations >= 1, "evaluations", f"must be >= 1 (got {self.evaluations})")

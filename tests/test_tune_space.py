@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import FixedTrial
 
 from conftest import ROOT
-from settings import ConfigError, load_params, replace_path
+from settings import ConfigError, TuneConfig, load_params, replace_path
 from test_tune import FIXED, tiny_params
 from trader.tune import runner
 from trader.tune import storage as tune_storage
@@ -99,7 +99,7 @@ def test_storage_choices(tmp_path):
     journal = tune_storage.open_storage(str(tmp_path / "x" / "s.log"))
     assert isinstance(journal, JournalStorage)
     rdb = tune_storage.open_storage(f"sqlite:///{tmp_path / 's.db'}")
-    assert isinstance(rdb, RDBStorage) and rdb.heartbeat_interval == tune_storage.HEARTBEAT_INTERVAL_S
+    assert isinstance(rdb, RDBStorage) and rdb.heartbeat_interval == TuneConfig().heartbeat_s
     with pytest.raises(ConfigError, match=r"\.log"):
         tune_storage.open_storage(str(tmp_path / "s.db"))
     assert tune_storage.storage_spec(tiny_params(tmp_path)) == str(tmp_path / "tune" / "tiny.log")

@@ -161,3 +161,65 @@ def test_two_worker_processes_share_a_postgresql_study(tmp_path):
             optuna.delete_study(study_name=name, storage=tune_storage.open_storage(POSTGRES_URL))
         except KeyError:  # the study was never created
             pass
+
+
+@pytest.mark.slow
+def test_two_tuning_commands_on_one_postgresql_study_lose_no_trial_when_one_is_killed(tmp_path):
+    """Two machines' `python -m trader.tune` on one PostgreSQL study, one SIGKILLed mid-trial: every trial is
+    counted once, the survivor runs its whole quota, and the heartbeat fails the killed command's RUNNING trial."""
+    postgres_or_skip(POSTGRES_URL)
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    params = tiny_params(tmp_path, **{"tune.study_name": name, "tune.storage": POSTGRES_URL, "tune.jobs": 1,
+                                      "tune.heartbeat_s": 1, "tune.heartbeat_grace_s": 3,
+                                      "tune.fast.timesteps": 1024, "tune.evaluations": 4})
+    synthetic_store(params)
+    params_file = tmp_path / "params.toml"
+    params_file.write_text(to_toml(params))
+    opened = tune_storage.open_storage(POSTGRES_URL, params.tune)
+
+    def command(machine: str, iterations: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "trader.tune", "--fast", "--params", str(params_file),
+                                 "--iterations", str(iterations), "--set", f"tune.out='{tmp_path / machine}'"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    victim, survivor = command("a", 3), command("b", 4)
+    try:
+        running = None
+        deadline = time.monotonic() + 180
+        while running is None and time.monotonic() < deadline and victim.poll() is None:
+            time.sleep(0.2)
+            try:
+                study = optuna.load_study(study_name=name, storage=opened)
+            except KeyError:  # not created yet
+                continue
+            running = next((t.number for t in study.get_trials(states=(TrialState.RUNNING,))
+                            if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
+        assert running is not None, "no trial of the first command was seen running"
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        victim.wait(timeout=30)
+        output, _ = survivor.communicate(timeout=300)
+        assert survivor.returncode == 0, output
+        # The survivor fails a stale trial as it starts its next one; were it done within the grace period,
+        # the next command opening the study does it, with the same heartbeat check.
+        time.sleep(max(0.0, params.tune.heartbeat_grace_s + 1 - (time.monotonic() - killed_at)))
+        study = optuna.load_study(study_name=name, storage=opened)
+        tune_storage.fail_stale_trials(study, opened)
+        trials = optuna.load_study(study_name=name, storage=opened).trials
+        assert sorted(t.number for t in trials) == list(range(len(trials)))  # each trial once, none lost
+        assert all(t.state in FINAL for t in trials), [(t.number, t.state) for t in trials]
+        assert trials[running].state == TrialState.FAIL
+        by_survivor = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{survivor.pid}")]
+        assert len(by_survivor) == 4 and all(t.state != TrialState.FAIL for t in by_survivor)
+        assert len([line for line in output.splitlines() if line.startswith("trial ")]) == 4
+        by_victim = [t for t in trials if t not in by_survivor]
+        assert [t.number for t in by_victim if t.state == TrialState.FAIL] == [running]
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        try:
+            optuna.delete_study(study_name=name, storage=opened)
+        except KeyError:
+            pass

@@ -100,7 +100,8 @@ def run_worker(spec: WorkerSpec, log: Log = print_flush) -> None:
     """Add `spec.n_trials` trials to the study; an exception inside a trial fails that trial only."""
     configure_learner(spec.params.train.torch_threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=spec.params.tune.study_name, storage=open_storage(spec.storage),
+    study = optuna.load_study(study_name=spec.params.tune.study_name,
+                              storage=open_storage(spec.storage, spec.params.tune),
                               sampler=make_sampler(spec.sampler_seed), pruner=make_pruner(spec.params.tune))
     objective = Objective(spec.params, spec.fast, Path(spec.out_dir), spec.keep_checkpoints)
     study.optimize(objective, n_trials=spec.n_trials, timeout=spec.timeout, catch=(Exception,),
@@ -146,7 +147,7 @@ def run_workers(specs: list[WorkerSpec], start_method: str, log: Log) -> set[str
 
 def fail_trials_of(dead: set[str], params: Params, spec: str, log: Log) -> None:
     """The RUNNING trials of worker processes that died will never finish: fail them now (theirs only)."""
-    storage = open_storage(spec)
+    storage = open_storage(spec, params.tune)
     study = optuna.load_study(study_name=params.tune.study_name, storage=storage)
     lost = fail_stale_trials(study, storage, only_workers=dead)
     if lost:
@@ -167,7 +168,7 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
         log(f"full mode: no up-to-date base store at {params.build.out}; the first trial computes the variants "
             f"into {base_variants_dir(params)}, later trials reuse them")
 
-    storage = open_storage(spec)
+    storage = open_storage(spec, params.tune)
     study = open_study(storage, params)
     check_continuation(study, params, fast, log)
     stale = fail_stale_trials(study, storage)
@@ -191,7 +192,7 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
         if dead:
             fail_trials_of(dead, params, spec, log)
 
-    study = optuna.load_study(study_name=params.tune.study_name, storage=open_storage(spec))
+    study = optuna.load_study(study_name=params.tune.study_name, storage=open_storage(spec, params.tune))
     summary = summarize(study, params, out_dir, log)
     update_run_record(out_dir, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                 "wall_seconds": round(time.perf_counter() - started, 2),

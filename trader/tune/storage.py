@@ -25,10 +25,6 @@ from optuna.trial import FrozenTrial, TrialState
 from settings import ConfigError, Params, TuneConfig
 
 JOURNAL_SUFFIX = ".log"
-HEARTBEAT_INTERVAL_S = 60
-"""Seconds between heartbeats of a running trial on RDB storages."""
-HEARTBEAT_GRACE_S = 180
-"""A RUNNING trial whose worker has not beaten for this long is failed (RDB storages)."""
 PRUNER_STARTUP_TRIALS = 5
 """Trials that run to the end before the pruner may stop any."""
 PERCENTILE_KEPT = 25.0
@@ -44,8 +40,10 @@ def storage_spec(params: Params) -> str:
     return params.tune.storage or str(Path(params.tune.out) / f"{params.tune.study_name}{JOURNAL_SUFFIX}")
 
 
-def open_storage(spec: str) -> BaseStorage:
-    """A journal file for a path ending in .log; an RDB storage with heartbeats for a URL."""
+def open_storage(spec: str, tune: TuneConfig | None = None) -> BaseStorage:
+    """A journal file for a path ending in .log; an RDB storage with heartbeats for a URL (every
+    `tune.heartbeat_s`, stale after `tune.heartbeat_grace_s`; their defaults without `tune`)."""
+    tune = tune or TuneConfig()
     if "://" not in spec:
         if not spec.endswith(JOURNAL_SUFFIX):
             raise ConfigError(f"tune.storage = {spec!r}: give an Optuna storage URL (e.g. postgresql://...) or a "
@@ -56,7 +54,7 @@ def open_storage(spec: str) -> BaseStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in use
-            return RDBStorage(spec, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S,
+            return RDBStorage(spec, heartbeat_interval=tune.heartbeat_s, grace_period=tune.heartbeat_grace_s,
                               engine_kwargs={"pool_pre_ping": True})
     except ImportError as exc:  # e.g. no psycopg2 for postgresql://
         raise ConfigError(f"tune.storage = {masked(spec)}: {exc}") from None
