@@ -322,6 +322,8 @@ class TuneConfig:
     """Trials this invocation adds."""
     jobs: int = 1
     """Worker processes on the same study."""
+    executor: str = "process"
+    """process: `jobs` worker processes here; dask: `jobs` workers as tasks on the cluster at build.scheduler."""
     heartbeat_s: int = 60
     """RDB storages (PostgreSQL): seconds between the heartbeats of a running trial."""
     heartbeat_grace_s: int = 180
@@ -370,6 +372,7 @@ class TuneConfig:
     def __post_init__(self) -> None:
         require(self.iterations >= 1, "iterations", f"must be >= 1 (got {self.iterations})")
         require(self.jobs >= 1, "jobs", f"must be >= 1 (got {self.jobs})")
+        require_choice(self.executor, EXECUTORS, "executor")
         require(self.heartbeat_s >= 1, "heartbeat_s", f"must be >= 1 (got {self.heartbeat_s})")
         require(self.heartbeat_grace_s > self.heartbeat_s, "heartbeat_grace_s",
                 f"must exceed tune.heartbeat_s = {self.heartbeat_s}, or live trials are failed (got "

@@ -52,11 +52,30 @@ def manifest_contents(root: Path) -> dict:
 # ---------------------------------------------------------------- the build
 
 @pytest.mark.slow
-def test_the_dask_build_writes_the_process_pools_store_bit_for_bit(market, cluster, tmp_path):
-    params = load_params(market["params"])
-    local = build.build(params, log=lambda *_: None)
-    on_dask = build.build(replace_path(params, {"build.out": str(tmp_path / "dask_store"), "build.executor": "dask",
-                                                "build.scheduler": cluster["address"]}), log=lambda *_: None)
+def test_the_dask_build_writes_the_process_pools_store_bit_for_bit_and_closes_its_cluster(market, tmp_path,
+                                                                                          monkeypatch):
+    """`--executor dask` without a scheduler: the command's own LocalCluster (2 worker processes, one thread
+    each, on 127.0.0.1), closed at the end with every process it started."""
+    import uuid
+
+    import psutil
+
+    local = build.build(load_params(market["params"]), log=lambda *_: None)
+    mark = uuid.uuid4().hex  # in the environment of the command and of every process it starts
+    monkeypatch.setenv("RLST_TEST_MARK", mark)
+    result = run_module("signals.build", "--params", str(market["params"]), "--executor", "dask",
+                        "--out", str(tmp_path / "dask_store"))
+    assert result.returncode == 0, result.stderr
+    assert "executor: a Dask LocalCluster of 2 worker process(es) on 127.0.0.1" in result.stdout
+
+    def marked(proc: psutil.Process) -> bool:
+        try:
+            return proc.environ().get("RLST_TEST_MARK") == mark
+        except psutil.Error:
+            return False
+
+    assert [p for p in psutil.process_iter() if marked(p)] == []
+    on_dask = store.open_store(tmp_path / "dask_store")
     assert on_dask.manifest["build"]["variants_computed"] == local.manifest["build"]["variants_computed"] > 0
     expected, got = files(local.root), files(on_dask.root)
     assert list(got) == list(expected) and any(name.startswith("variants/") for name in got)
@@ -104,27 +123,6 @@ def test_a_dask_worker_killed_mid_build_is_retried_and_leaves_nothing_half_writt
     for meta in variants.rglob("*.json"):
         json.loads(meta.read_text())
         assert np.load(meta.with_suffix(".npy")).shape[0] == 1500
-
-
-def test_a_build_started_without_a_scheduler_closes_the_local_cluster_it_started(market, monkeypatch):
-    import uuid
-
-    import psutil
-
-    mark = uuid.uuid4().hex  # in the environment of the command and of every process it starts
-    monkeypatch.setenv("RLST_TEST_MARK", mark)
-    result = run_module("signals.build", "--params", str(market["params"]), "--executor", "dask")
-    assert result.returncode == 0, result.stderr
-    assert "executor: a Dask LocalCluster of 2 worker process(es) on 127.0.0.1" in result.stdout
-    assert store.open_store(market["store"]).manifest["variants_selected"] > 0
-
-    def marked(proc: psutil.Process) -> bool:
-        try:
-            return proc.environ().get("RLST_TEST_MARK") == mark
-        except psutil.Error:
-            return False
-
-    assert [p for p in psutil.process_iter() if marked(p)] == []
 
 
 def test_no_scheduler_at_the_address_is_a_clear_error_naming_the_setting(market, monkeypatch):
@@ -175,3 +173,47 @@ def test_the_walk_forward_on_dask_gives_the_local_figures(tmp_path, cluster):
     assert [f["test"] for f in on_dask["folds"]] == [f["test"] for f in local["folds"]]
     assert [f["validation"] for f in on_dask["folds"]] == [f["validation"] for f in local["folds"]]
     assert on_dask["oos"] == local["oos"]
+
+
+# ---------------------------------------------------------------- tuning workers
+
+@pytest.mark.slow
+def test_tuning_workers_on_dask_add_exactly_their_quota_to_one_study(tmp_path, cluster):
+    import optuna
+    from optuna.trial import TrialState
+
+    from test_tune import synthetic_store, tiny_params
+    from trader.tune import runner
+    from trader.tune import storage as tune_storage
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"  # an RDB storage with heartbeats, as PostgreSQL is
+    params = tiny_params(tmp_path, **{"tune.iterations": 2, "tune.jobs": 2, "tune.executor": "dask",
+                                      "tune.storage": storage, "build.scheduler": cluster["address"]})
+    synthetic_store(params)
+    lines: list[str] = []
+    runner.run_study(params, fast=True, log=lines.append)
+    assert any("tuning workers on Dask scheduler" in line for line in lines)
+    trials = optuna.load_study(study_name="tiny", storage=tune_storage.open_storage(storage)).trials
+    assert sorted(t.number for t in trials) == [0, 1]
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    slots = sorted(t.user_attrs["slot"] for t in trials)
+    assert len(set(slots)) == 2  # two workers, one trial each
+    pids = set(cluster["client"].run(os.getpid).values())
+    assert {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in trials} <= pids  # run on the cluster
+
+    # A worker rerun after its worker died resumes its quota: the same spec adds nothing more.
+    spec = runner.WorkerSpec(params=params, fast=True, storage=storage, out_dir=str(tmp_path / "tune" / "tiny"),
+                             n_trials=1, timeout=None, keep_checkpoints=False, sampler_seed=0, slot=slots[0])
+    runner.run_worker(spec, log=lines.append)
+    assert len(optuna.load_study(study_name="tiny", storage=tune_storage.open_storage(storage)).trials) == 2
+
+
+def test_tuning_on_dask_refuses_a_journal_file(tmp_path):
+    from test_tune import synthetic_store, tiny_params
+    from trader.tune import runner
+
+    params = tiny_params(tmp_path, **{"tune.jobs": 2, "tune.executor": "dask"})
+    synthetic_store(params)
+    with pytest.raises(runner.ConfigError, match="tune.executor = dask: tune.storage must be an RDB URL"):
+        runner.run_study(params, fast=True, log=lambda *_: None)
+    assert not (tmp_path / "tune").exists()  # stopped before it wrote anything

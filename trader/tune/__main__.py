@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 import trader.tune
-from settings import ConfigError, Params, add_params_arguments, params_from_cli
+from settings import EXECUTORS, ConfigError, Params, add_params_arguments, params_from_cli
 from signals.build import BuildError
 from signals.store import StoreError
 from trader.train import stop_on_sigint
@@ -22,6 +22,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, help="worker processes on the same study (tune.jobs)")
     parser.add_argument("--study-name", help="Optuna study name; an existing study is continued (tune.study_name)")
     parser.add_argument("--storage", help="Optuna storage URL or a path ending in .log (tune.storage)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="where the --jobs workers run: processes here or a Dask cluster (tune.executor)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                        help="the Dask scheduler (build.scheduler; empty: a LocalCluster of --jobs processes)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting trials after this long")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep each trial's final model(s)")
     add_params_arguments(parser)
@@ -34,7 +38,7 @@ def resolve_params(args: argparse.Namespace) -> Params:
         raise ConfigError(f"--timeout must be > 0 seconds (got {args.timeout})")
     return params_from_cli(args.params, args.overrides, {
         "tune.iterations": args.iterations, "tune.jobs": args.jobs, "tune.study_name": args.study_name,
-        "tune.storage": args.storage})
+        "tune.storage": args.storage, "tune.executor": args.executor, "build.scheduler": args.scheduler})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -192,8 +192,10 @@ class Objective:
     Writes trials/<number>/params.toml (what the trial trained with) and result.json whatever the outcome.
     """
 
-    def __init__(self, params: Params, fast: bool, out_dir: Path, keep_checkpoints: bool = False) -> None:
+    def __init__(self, params: Params, fast: bool, out_dir: Path, keep_checkpoints: bool = False, slot: str = ""
+                 ) -> None:
         self.params = params
+        self.slot = slot
         self.fast = fast
         self.out_dir = Path(out_dir)
         self.keep_checkpoints = keep_checkpoints
@@ -203,6 +205,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         started = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
+        if self.slot:
+            trial.set_user_attr("slot", self.slot)  # which quota it counts against (runner.run_worker)
         overrides = sample_params(trial, self.params.tune, full=not self.fast)
         trial.set_user_attr("mode", "fast" if self.fast else "full")
         trial.set_user_attr("overrides", overrides)

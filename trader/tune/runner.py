@@ -6,17 +6,19 @@ Reads top to bottom: the run record -> worker processes (one per quota; Ctrl-C s
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import optuna
 
-from settings import Params, to_dict, to_toml
+from settings import ConfigError, Params, to_dict, to_toml
 from common.provenance import package_versions
 from signals.store import Store, save_json, save_text, sha256_json
 from trader.runinfo import update_run_record
@@ -88,6 +90,8 @@ class WorkerSpec:
     timeout: float | None
     keep_checkpoints: bool
     sampler_seed: int
+    slot: str = ""
+    """Set on a Dask cluster: the trials this worker started carry it, so a rerun of it resumes its quota."""
 
 
 def split_quota(iterations: int, jobs: int) -> list[int]:
@@ -97,14 +101,23 @@ def split_quota(iterations: int, jobs: int) -> list[int]:
 
 
 def run_worker(spec: WorkerSpec, log: Log = print_flush) -> None:
-    """Add `spec.n_trials` trials to the study; an exception inside a trial fails that trial only."""
+    """Add `spec.n_trials` trials to the study; an exception inside a trial fails that trial only.
+
+    With a `spec.slot`, trials an earlier run of the same spec started count against the quota: a Dask task
+    rerun after its worker died adds only the rest (its RUNNING trial is failed by the heartbeat).
+    """
     configure_learner(spec.params.train.torch_threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=spec.params.tune.study_name,
                               storage=open_storage(spec.storage, spec.params.tune),
                               sampler=make_sampler(spec.sampler_seed), pruner=make_pruner(spec.params.tune))
-    objective = Objective(spec.params, spec.fast, Path(spec.out_dir), spec.keep_checkpoints)
-    study.optimize(objective, n_trials=spec.n_trials, timeout=spec.timeout, catch=(Exception,),
+    n_trials = spec.n_trials
+    if spec.slot:
+        n_trials -= sum(t.user_attrs.get("slot") == spec.slot for t in study.get_trials(deepcopy=False))
+        if n_trials <= 0:
+            return
+    objective = Objective(spec.params, spec.fast, Path(spec.out_dir), spec.keep_checkpoints, slot=spec.slot)
+    study.optimize(objective, n_trials=n_trials, timeout=spec.timeout, catch=(Exception,),
                    callbacks=[progress_callback(log)], gc_after_trial=True)
 
 
@@ -145,6 +158,35 @@ def run_workers(specs: list[WorkerSpec], start_method: str, log: Log) -> set[str
     return dead
 
 
+def run_on_cluster(specs: list[WorkerSpec], params: Params, fast: bool, log: Log) -> None:
+    """Each spec as a task on the Dask cluster at build.scheduler (`tune.executor = "dask"`); a worker's
+    progress lines go to its own log. Raises WorkerError naming the workers that failed."""
+    from common.executors import open_pool
+    from signals.threads import cap_thread_env
+
+    shared = {Path(params.tune.out): "tune.out (each trial's outputs)"}
+    if fast:
+        shared[Path(params.build.out)] = "build.out (the store fast trials train on)"
+    else:
+        shared[Path(base_variants_dir(params))] = "build.variants_dir (the raw variants full trials share)"
+    invocation = uuid.uuid4().hex[:8]
+    specs = [dataclasses.replace(s, slot=f"{invocation}-{i}") for i, s in enumerate(specs)]
+    failed = []
+    with open_pool("dask", workers=len(specs), initializer=cap_thread_env, scheduler=params.build.scheduler,
+                   shared=shared, kill_on_error=False) as pool:
+        log(f"tuning workers on {pool.where}")
+        futures = [pool.executor.submit(run_worker, s) for s in specs]
+        for i, future in enumerate(futures):
+            try:
+                future.result()
+            except Exception as exc:  # each worker's failure is reported; the others finish
+                failed.append(f"worker {i}: {type(exc).__name__}: {exc}")
+    if failed:
+        raise WorkerError(f"{len(failed)} of {len(specs)} tuning worker(s) on the cluster failed ("
+                          f"{'; '.join(failed)}); the trials they finished are in the study, run the same command "
+                          f"to add the rest")
+
+
 def fail_trials_of(dead: set[str], params: Params, spec: str, log: Log) -> None:
     """The RUNNING trials of worker processes that died will never finish: fail them now (theirs only)."""
     storage = open_storage(spec, params.tune)
@@ -163,6 +205,9 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out_dir = Path(params.tune.out) / params.tune.study_name
     spec = storage_spec(params)
+    if params.tune.executor == "dask" and "://" not in spec:
+        raise ConfigError(f"tune.executor = dask: tune.storage must be an RDB URL (postgresql://...), which workers "
+                          f"on other machines reach and whose heartbeats fail a lost worker's trial (got {spec!r})")
     store = open_fast_store(params) if fast else base_store_if_any(params)
     if not fast and store is None:
         log(f"full mode: no up-to-date base store at {params.build.out}; the first trial computes the variants "
@@ -185,7 +230,9 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
                         keep_checkpoints=keep_checkpoints, sampler_seed=sampler_seed(params, i, trials_before))
              for i, n in enumerate(quotas)]
     dead: set[str] = set()
-    if len(specs) == 1:
+    if params.tune.executor == "dask":
+        run_on_cluster(specs, params, fast, log)
+    elif len(specs) == 1:
         run_worker(specs[0], log)  # in this process: no start-up cost, and Ctrl-C behaves as usual
     else:
         dead = run_workers(specs, params.train.start_method, log)
