@@ -110,9 +110,10 @@ def bench_kernels(bars: dict[str, np.ndarray], repeat: int) -> list[tuple[str, f
 def bench_pool(bars: dict[str, np.ndarray], per_family: int, max_workers: int) -> None:
     from tqdm import tqdm
 
-    from signals import store
     from common.resources import TreeMemory
-    from signals.build import run_pool
+    from settings import BuildConfig
+    from signals import store
+    from signals.pool import run_pool
     from signals.catalog import CATALOG, expand_grid, warm_up
     from signals.worker import Task
 
@@ -132,7 +133,8 @@ def bench_pool(bars: dict[str, np.ndarray], per_family: int, max_workers: int) -
                      for i, (name, p) in enumerate(variants)]
             with TreeMemory() as memory, tqdm(total=len(tasks), disable=True) as progress:
                 started = time.perf_counter()
-                run_pool(tasks, workers, 20, "forkserver", 600, progress)
+                run_pool(tasks, BuildConfig(batch_size=20, start_method="forkserver"), workers, root,
+                         root / "variants", progress, log=lambda _: None)
                 seconds = time.perf_counter() - started
         rate = len(tasks) / seconds
         base_rate = base_rate or rate

@@ -104,8 +104,7 @@ class DaskPool(Pool):
 
     def __init__(self, scheduler: str, workers: int, initializer: Callable[[], None] | None,
                  shared: Mapping[Path, str], probe_name: str) -> None:
-        import dask
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         from common.dask_worker import RunAtStart
 
@@ -118,11 +117,7 @@ class DaskPool(Pool):
                                 f"{CONNECT_TIMEOUT_S:.0f} s ({exc}); start one with `dask scheduler` and workers "
                                 f"with `dask worker {scheduler}`") from None
         else:
-            # Non-daemonic workers may start processes of their own (a fold's environments, its forkserver);
-            # closing the cluster still ends them.
-            with dask.config.set({"distributed.worker.daemon": False}):
-                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                             host="127.0.0.1", dashboard_address=None)
+            self._cluster = local_cluster(workers)
             self._client = Client(self._cluster, set_as_default=False)
         try:
             if initializer is not None:
@@ -161,6 +156,19 @@ class DaskPool(Pool):
             return ("Dask workers died (killed or out of memory) each time they ran it, up to the scheduler's "
                     "distributed.scheduler.allowed-failures")
         return None
+
+
+def local_cluster(workers: int) -> Any:
+    """A `distributed.LocalCluster` of `workers` processes with one thread each, all on 127.0.0.1 (random
+    ports: no clash with another cluster, nothing reachable from outside). Its workers are not daemonic, so
+    they may start processes of their own (a fold's environments, its forkserver); closing it ends them."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.daemon": False}):
+        # The scheduler's HTTP server starts even without a dashboard, on port 8787 unless told otherwise.
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
 
 
 @contextmanager

@@ -25,12 +25,8 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A LocalCluster as `dask worker` processes run it: non-daemonic workers, one thread each."""
-    import dask
-
-    with dask.config.set({"distributed.worker.daemon": False}):
-        local = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                                         dashboard_address=None)
+    """LocalCluster(processes=True, n_workers=2, threads_per_worker=1) on 127.0.0.1, non-daemonic workers."""
+    local = executors.local_cluster(2)
     client = distributed.Client(local, set_as_default=False)
     yield {"address": local.scheduler_address, "client": client}
     client.close()

@@ -169,10 +169,14 @@ def base_layout(base: Any, params: Params) -> tuple[dict[str, np.ndarray], list[
 
 
 def fold_params(params: Params, fold: Fold, fold_dir: Path) -> Params:
-    """The fold's parameters: its dates, its store in its directory (sharing the base raw variants), its run."""
+    """The fold's parameters: its dates, its store in its directory (sharing the base raw variants), its run.
+
+    A fold's own build computes variants (locally) only where the base store's are missing: a fold running on
+    a Dask worker must not wait for cluster tasks that the folds themselves keep from running.
+    """
     variants = Path(params.build.variants_dir or Path(params.build.out) / "variants").resolve()
     return replace_path(params, {**fold.split_overrides(), "split.min_bars": params.walkforward.min_bars,
-                                 "build.out": str(fold_dir / "store"),
+                                 "build.out": str(fold_dir / "store"), "build.executor": "process",
                                  "build.variants_dir": str(variants), "train.run_dir": str(fold_dir)})
 
 

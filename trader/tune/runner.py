@@ -18,7 +18,7 @@ from typing import Sequence
 
 import optuna
 
-from settings import ConfigError, Params, to_dict, to_toml
+from settings import ConfigError, Params, replace_path, to_dict, to_toml
 from common.provenance import package_versions
 from signals.store import Store, save_json, save_text, sha256_json
 from trader.runinfo import update_run_record
@@ -170,7 +170,10 @@ def run_on_cluster(specs: list[WorkerSpec], params: Params, fast: bool, log: Log
     else:
         shared[Path(base_variants_dir(params))] = "build.variants_dir (the raw variants full trials share)"
     invocation = uuid.uuid4().hex[:8]
-    specs = [dataclasses.replace(s, slot=f"{invocation}-{i}") for i, s in enumerate(specs)]
+    # A trial's own build (full mode) runs in local processes: a worker waiting for cluster tasks that the
+    # tuning workers keep from running would deadlock.
+    local_builds = replace_path(params, {"build.executor": "process"})
+    specs = [dataclasses.replace(s, params=local_builds, slot=f"{invocation}-{i}") for i, s in enumerate(specs)]
     failed = []
     with open_pool("dask", workers=len(specs), initializer=cap_thread_env, scheduler=params.build.scheduler,
                    shared=shared, kill_on_error=False) as pool:
