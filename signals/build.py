@@ -317,10 +317,15 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
 
     cores = available_cores()
     workers = params.build.workers or cores
-    where = (f"start method: {params.build.start_method}" if params.build.executor == "process" else
-             f"executor: dask, {params.build.scheduler or 'a LocalCluster on 127.0.0.1'}")
-    log(f"cores available: {cores}; workers: {workers}, 1 thread each (OMP/MKL/OpenBLAS/numba capped); "
-        f"{where}; batches of {params.build.batch_size} tasks")
+    build_cfg = params.build
+    if build_cfg.executor == "process":
+        where = f"workers: {workers} processes, start method {build_cfg.start_method}"
+    elif build_cfg.scheduler:
+        where = f"workers: the Dask cluster's at {build_cfg.scheduler}"
+    else:
+        where = f"workers: a Dask LocalCluster of {workers} processes on 127.0.0.1"
+    log(f"cores available: {cores}; {where}, 1 thread each (OMP/MKL/OpenBLAS/numba capped); "
+        f"batches of {build_cfg.batch_size} tasks")
     log_splits(inputs, split_info, log)
 
     # From here on the store is being rewritten: without a manifest no reader mistakes it for complete.
@@ -359,8 +364,8 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         computed = sum(len(t.params) for t in todo)
         manifest = write_store(root, params, cache_key, inputs, plan, matrices, per_symbol, scores, kept, {
             "max_lookback": warmup, "horizon": params.signals.horizon, "split": split_info,
-            "build": {"workers": workers, "seconds": round(time.perf_counter() - started, 3),
-                      "variants_computed": computed}})
+            "build": {"executor": params.build.executor, "workers": workers,
+                      "seconds": round(time.perf_counter() - started, 3), "variants_computed": computed}})
     report(manifest, computed, pool_seconds, time.perf_counter() - started, workers, memory.peak_bytes, log)
     return store.open_store(root, expected_key=cache_key)
 

@@ -130,6 +130,38 @@ def test_no_scheduler_at_the_address_is_a_clear_error_naming_the_setting(market,
     assert not (market["store"] / store.MANIFEST).exists()
 
 
+class LosingPool:
+    """A Dask pool whose every task ends as the scheduler ends one whose workers kept dying."""
+
+    kind, slots, where = "dask", 2, "nowhere"
+
+    def __init__(self) -> None:
+        from concurrent.futures import Future
+
+        from distributed.scheduler import KilledWorker
+
+        class Executor:
+            def submit(self, fn, *args):
+                future: Future = Future()
+                future.set_exception(KilledWorker("run_task-1", None, 3))
+                return future
+
+        self.executor = Executor()
+
+    worker_lost = executors.DaskPool.worker_lost
+
+
+def test_a_task_whose_dask_workers_keep_dying_is_a_clear_error_naming_it():
+    from signals.pool import PoolFailed, feed
+    from signals.worker import Task
+
+    tasks = [Task("root", "variants", "AAA", "rsi", f"k{i}", ({"window": 3},)) for i in range(3)]
+    with pytest.raises(PoolFailed, match=r"Dask workers died .* each time they ran it, up to the scheduler's "
+                                         r"distributed.scheduler.allowed-failures while the pool was running rsi on "
+                                         r"AAA; finished tasks are kept, rerun the build"):
+        feed(LosingPool(), tasks, batch_size=2, timeout_s=5, progress=None)
+
+
 class ElsewhereClient:
     """Two workers: one sees this machine's folders; the other sees another filesystem at the same paths."""
 
