@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_toml
+from common import files
 from signals import store
 from signals.cache import data_hashes, store_cache_key, task_key, variant_code_hash  # store_cache_key: re-exported
 from common.provenance import package_versions
@@ -97,7 +98,7 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
         for symbol in list(loaded):
             mirror = mirror_bars(loaded[symbol])
             loaded[mirror.symbol] = mirror
-            hashes[mirror.symbol] = store.sha256_json([hashes[symbol], "mirror"])
+            hashes[mirror.symbol] = files.sha256_json([hashes[symbol], "mirror"])
     split = params.split
     try:
         cuts = split_symbols({s: b.timestamps for s, b in loaded.items()}, warmup=warmup, purge=purge,
@@ -263,8 +264,8 @@ def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, Sy
         features = np.nan_to_num(np.asarray(matrix[:, kept], dtype=np.float32), nan=0.0)
         store.write_symbol_arrays(root, symbol, features, inputs[symbol].bars.close, inputs[symbol].bars.timestamps)
     rows = _score_rows(plan, labels, per_symbol, scores, kept)
-    store.save_text(root / "variant_scores.csv", _csv(rows))
-    store.save_text(root / "top_signals.csv", _csv([rows[i] for i in kept]))
+    files.save_text(root / "variant_scores.csv", _csv(rows))
+    files.save_text(root / "top_signals.csv", _csv([rows[i] for i in kept]))
     manifest = {
         "cache_key": cache_key,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -331,8 +332,8 @@ def _family_counts(plan: Plan, kept: list[int]) -> dict[str, dict[str, int]]:
 
 def write_run_record(root: Path, params: Params, argv: Sequence[str], hashes: dict[str, str], cache_key: str) -> None:
     """What this build used, beside what it made."""
-    store.save_text(root / "params.toml", to_toml(params))
-    store.save_json(root / "build_info.json", {
+    files.save_text(root / "params.toml", to_toml(params))
+    files.save_json(root / "build_info.json", {
         "command": [sys.executable, "-m", "signals.build", *argv], "cwd": str(Path.cwd()),
         "data_sha256": hashes, "cache_key": cache_key, "versions": package_versions(),
     })
@@ -373,7 +374,7 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
 
     # From here on the store is being rewritten: without a manifest no reader mistakes it for complete.
     store.remove_manifest(root)
-    removed = store.remove_temporaries(root) + store.remove_temporaries(variants_dir)
+    removed = files.remove_temporaries(root) + files.remove_temporaries(variants_dir)
     if removed:
         log(f"removed {removed} temporary file(s) left by an interrupted build")
     for symbol, info in inputs.items():

@@ -21,7 +21,8 @@ from optuna.trial import FixedTrial, TrialState
 from conftest import ROOT
 from settings import Params, load_params, replace_path, to_toml
 from signals.build import store_cache_key
-from signals.store import sha256_file, write_manifest, write_synthetic_store
+from common.files import sha256_file
+from signals.store import write_manifest, write_synthetic_store
 from trader.tune import objective, runner, summary
 from trader.tune import storage as tune_storage
 from trader.tune.__main__ import main as tune_main

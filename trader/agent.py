@@ -402,7 +402,7 @@ def measurement_starts(train: tuple[int, int], count: int = 3) -> list[int]:
 
 def write_agent_spec(run_dir: Path, store: Any, params: Any) -> AgentSpec:
     """Measure each selected feature's history on the training split and write `agent.json`."""
-    from signals.store import save_json
+    from common.files import save_json
 
     features, symbols = [], {}
     missing = [s for s in store.symbols if not (Path(store.root) / s / "ohlcv.npy").exists()]

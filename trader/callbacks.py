@@ -16,7 +16,7 @@ from typing import Any, Callable
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from signals.store import atomic_path, save_json
+from common.files import atomic_path, save_json
 
 LATEST = "latest.json"
 

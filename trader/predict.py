@@ -48,7 +48,7 @@ def write_rows(path: Path | None, rows: Iterable[list[str]]) -> None:
     if path is None:
         sys.stdout.write(buffer.getvalue())
     else:
-        from signals.store import save_text
+        from common.files import save_text
 
         save_text(Path(path), buffer.getvalue())
 
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.all:
             decisions = last_decisions(agent, files)
             if args.out:
-                from signals.store import save_text
+                from common.files import save_text
 
                 save_text(args.out, "".join(json.dumps(d) + "\n" for d in decisions))
             else:

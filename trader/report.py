@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from signals.store import save_json
+from common.files import save_json
 
 TABLE_COLUMNS = (("total_return", "total", "{:+.2%}"), ("annualised_return", "annual", "{:+.2%}"),
                  ("sharpe", "sharpe", "{:+.2f}"), ("sortino", "sortino", "{:+.2f}"),

@@ -9,7 +9,8 @@ from typing import Any, Mapping, Sequence
 
 from settings import Params, to_toml
 from common.provenance import package_versions
-from signals.store import Store, save_json, save_text
+from signals.store import Store
+from common.files import save_json, save_text
 
 
 def new_run_dir(parent: str | Path, seed: int) -> Path:

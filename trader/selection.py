@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from signals.store import save_json
+from common.files import save_json
 
 SELECTION_FILE = "best_model.json"
 

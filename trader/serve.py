@@ -42,6 +42,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from common.files import replace_durably
 from trader.agent import Agent, AgentError, AgentState, Decision, iso
 
 TOKEN_ENV = "TRADER_SERVE_TOKEN"
@@ -181,17 +182,7 @@ class Service:
     @staticmethod
     def _rewrite(path: Path, record: dict[str, Any]) -> None:
         """Replace the journal by one record: written and fsynced beside it, then renamed over it."""
-        tmp = path.with_suffix(".jsonl.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(json.dumps(record).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash
-        finally:
-            os.close(directory)
+        replace_durably(path, json.dumps(record).encode() + b"\n")
 
     def _append(self, symbol: str, record: dict[str, Any]) -> None:
         """One line, flushed and fsynced; on failure the file is cut back to what it was."""

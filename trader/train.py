@@ -279,7 +279,7 @@ def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: 
     treat it as the single run it is. Returns the parent directory.
     """
     from settings import to_toml
-    from signals.store import save_json, save_text
+    from common.files import save_json, save_text
 
     parent = new_parent_dir(params.train.run_dir, "seeds")
     save_text(parent / "params.toml", to_toml(params))

@@ -189,7 +189,7 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     `times` ({symbol: the bar time each return is realised at}) of its test slice, for stitching.
     """
     from envs.factory import preload_forkserver
-    from signals.store import save_json
+    from common.files import save_json
     from trader.evaluate import evaluate_run
     from trader.report import plot_equity
     from trader.runinfo import write_run_record
@@ -416,7 +416,7 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
         ) -> dict[str, Any]:
     """The whole walk-forward: base store, layout, folds in a pool, summary and outputs; returns walkforward.json."""
     from common.resources import TreeMemory, available_cores
-    from signals.store import save_json
+    from common.files import save_json
     from trader.runinfo import update_run_record, write_run_record
     from trader.train import new_parent_dir, prepare_store
 

@@ -18,7 +18,8 @@ import optuna
 
 from settings import Params, to_dict, to_toml
 from common.provenance import package_versions
-from signals.store import Store, save_json, save_text, sha256_json
+from common.files import save_json, save_text, sha256_json
+from signals.store import Store
 from trader.runinfo import update_run_record
 from trader.train import configure_learner
 from trader.tune import Log
