@@ -21,11 +21,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from settings import ConfigError, Params, add_params_arguments, params_from_cli, to_toml
+from settings import ConfigError, Params, add_params_arguments, params_from_cli
 from common import files
 from signals import store
 from signals.cache import data_hashes, store_cache_key, task_key, variant_code_hash  # store_cache_key: re-exported
-from common.provenance import package_versions
+from common.provenance import write_run_record
 from common.resources import TreeMemory, available_cores
 from signals.threads import cap_thread_env
 from signals.worker import Task, init_worker, run_task
@@ -330,15 +330,6 @@ def _family_counts(plan: Plan, kept: list[int]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def write_run_record(root: Path, params: Params, argv: Sequence[str], hashes: dict[str, str], cache_key: str) -> None:
-    """What this build used, beside what it made."""
-    files.save_text(root / "params.toml", to_toml(params))
-    files.save_json(root / "build_info.json", {
-        "command": [sys.executable, "-m", "signals.build", *argv], "cwd": str(Path.cwd()),
-        "data_sha256": hashes, "cache_key": cache_key, "versions": package_versions(),
-    })
-
-
 # ---------------------------------------------------------------- the build
 
 def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log: Any = print) -> store.Store:
@@ -402,7 +393,9 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         kept = select(matrices, inputs, plan, scores, params)
         if not kept:
             raise BuildError("no variant has a finite score on the training split; check the data and split.*")
-        write_run_record(root, params, argv, hashes, cache_key)
+        write_run_record(root, params, [sys.executable, "-m", "signals.build", *argv],
+                         {"cwd": str(Path.cwd()), "data_sha256": hashes, "cache_key": cache_key},
+                         name="build_info.json", started=False)  # what this build used, beside what it made
         computed = sum(len(t.params) for t in todo)
         manifest = write_store(root, params, cache_key, inputs, plan, matrices, per_symbol, scores, kept, {
             "max_lookback": warmup, "horizon": params.signals.horizon, "split": split_info,

@@ -191,10 +191,10 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
     started = time.perf_counter()
     with TreeMemory() as memory:  # the whole run: build pool, env workers, learner and report
         run_dir, stats, report = _train_and_report(params, argv, resume, no_build, log)
-    from trader.runinfo import update_run_record
+    from common.provenance import now, update_run_record
 
     update_run_record(run_dir, {
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.perf_counter() - started, 2),
+        "finished": now(), "wall_seconds": round(time.perf_counter() - started, 2),
         "steps_per_second": round(stats["steps_per_second"], 1), "num_timesteps": stats["num_timesteps"],
         "best_validation_sharpe": stats["best_validation_sharpe"], "best_step": stats["best_step"],
         "peak_memory_mib": round(memory.peak_bytes / 2**20, 1), "test_sharpe": report["test"]["agent"]["sharpe"],
@@ -207,7 +207,8 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
     from envs.factory import preload_forkserver
     from common.resources import available_cores
     from trader.report import write_report
-    from trader.runinfo import new_run_dir, update_run_record, write_run_record
+    from common.provenance import update_run_record, write_run_record
+    from trader.runinfo import new_run_dir, training_fields
     from trader.selection import select_policy
 
     configure_learner(params.train.torch_threads)
@@ -220,7 +221,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
         update_run_record(run_dir, {"resumed": [*_previous_resumes(run_dir), command]})
     else:
         run_dir = new_run_dir(params.train.run_dir, params.train.seed)
-        write_run_record(run_dir, params, command, store)
+        write_run_record(run_dir, params, command, training_fields(params, store))
     cores = available_cores()
     device = learner_device(params.train.device)
     log(f"run directory: {run_dir}")

@@ -192,7 +192,8 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     from common.files import save_json
     from trader.evaluate import evaluate_run
     from trader.report import plot_equity
-    from trader.runinfo import write_run_record
+    from common.provenance import write_run_record
+    from trader.runinfo import training_fields
     from trader.selection import select_policy
     from trader.train import configure_learner, prepare_store
 
@@ -203,7 +204,7 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     configure_learner(params.train.torch_threads)
     preload_forkserver()
     store = prepare_store(params, no_build=False, log=log)  # scoring and selection on the fold's training bars
-    write_run_record(run_dir, params, task.command, store, {"fold": task.fold.index + 1})
+    write_run_record(run_dir, params, task.command, training_fields(params, store), extra={"fold": task.fold.index + 1})
     stats = _train(params, run_dir, store, log)
     selection = select_policy(run_dir, store, params, log)
     validation, _ = evaluate_run(run_dir, store, params, "validation")
@@ -417,7 +418,8 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
     """The whole walk-forward: base store, layout, folds in a pool, summary and outputs; returns walkforward.json."""
     from common.resources import TreeMemory, available_cores
     from common.files import save_json
-    from trader.runinfo import update_run_record, write_run_record
+    from common.provenance import update_run_record, write_run_record
+    from trader.runinfo import training_fields
     from trader.train import new_parent_dir, prepare_store
 
     started = time.perf_counter()
@@ -426,7 +428,7 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
     out = Path(run_dir) if run_dir else new_parent_dir(params.train.run_dir, "walkforward")
     out.mkdir(parents=True, exist_ok=True)
     command = (sys.executable, "-m", "trader.walkforward", *argv)
-    write_run_record(out, params, command, base)
+    write_run_record(out, params, command, training_fields(params, base))
     tasks = [FoldTask(f, fold_params(params, f, out / f"fold_{f.index + 1}"), str(out / f"fold_{f.index + 1}"),
                       command) for f in folds]
     import psutil
