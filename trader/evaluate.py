@@ -20,7 +20,11 @@ import numpy as np
 from envs.accounting import backtest
 from envs.trading_env import flat_action
 from trader import baselines, bootstrap
+from trader.agent import AgentError, write_agent_spec
 from trader.metrics import mean_metrics, performance
+from trader.predict import write_test_positions
+from trader.report import write_report
+from trader.runinfo import read_selection
 
 COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
 
@@ -216,8 +220,6 @@ def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") ->
     When do-no-harm selection chose flat (trader.selection), the agent's figures are flat's, and the best
     checkpoint's are shown beside them under `not_selected`.
     """
-    from trader.selection import read_selection
-
     model, name = load_run_model(run_dir)
     selection = read_selection(run_dir)
     selected = selection["selected"] if selection else "model"
@@ -242,6 +244,26 @@ def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") ->
     return report, curves
 
 
+def report_run(run_dir: Path, store: Any, params: Any, log: Any = print, split: str = "test",
+               name: str = "report.json") -> dict[str, Any]:
+    """Evaluate the run's selected policy on `split`, write report.json and equity.png, print the table.
+
+    On the test split also agent.json and test_positions.csv: what trader.agent needs to run without the
+    store, and the replay's reference.
+    """
+    report, curves = evaluate_run(run_dir, store, params, split)
+    write_report(run_dir, report, curves, log=log, name=name)
+    if split == "test":
+        try:
+            spec = write_agent_spec(run_dir, store, params)
+        except AgentError as exc:  # the run and its report stand; only the deployable agent is missing
+            log(f"agent.json not written: {exc}")
+            return report
+        log(f"agent: {run_dir / 'agent.json'} (decisions need {spec.min_bars} bars); "
+            f"test positions: {write_test_positions(run_dir, store, params)}")
+    return report
+
+
 def open_run_store(run_dir: Path, params: Any) -> Any:
     """The store the run was trained on: same cache key and, byte for byte, the same manifest."""
     import json
@@ -262,7 +284,6 @@ def open_run_store(run_dir: Path, params: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     from settings import ConfigError, load_params
     from signals.store import StoreError
-    from trader.report import write_report
 
     parser = argparse.ArgumentParser(prog="python -m trader.evaluate", description="Re-run a saved run's evaluation.")
     parser.add_argument("run_dir", help="a run directory written by python -m trader.train")
@@ -272,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = load_params(run_dir / "params.toml")
         store = open_run_store(run_dir, params)
-        write_report(run_dir, store, params, split=args.split,
+        report_run(run_dir, store, params, split=args.split,
                      name="report.json" if args.split == "test" else f"report_{args.split}.json")
     except (ConfigError, StoreError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,13 +1,17 @@
-"""A training run's directory and what its run record says of the store (common.provenance writes it)."""
+"""A training run's directory: its name, its run record's store fields (common.provenance writes the record),
+and its selection record (trader.selection writes it; trader.evaluate reads it)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from settings import Params
 from signals.store import Store
+
+SELECTION_FILE = "best_model.json"
 
 
 def new_run_dir(parent: str | Path, seed: int) -> Path:
@@ -34,3 +38,12 @@ def training_fields(params: Params, store: Store) -> dict[str, Any]:
     """run.json's fields of a training run (train and each walk-forward fold): seed, store, data hashes."""
     return {"seed": params.train.seed, **store_fields(store),
             "data_sha256": {s: info.get("sha256") for s, info in store.manifest["symbols"].items()}}
+
+
+def read_selection(run_dir: Path) -> dict[str, Any] | None:
+    """The run's selection record, or None for a run without one (trained before do-no-harm existed)."""
+    path = Path(run_dir) / SELECTION_FILE
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if "selected" in record else None

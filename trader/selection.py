@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from common.files import save_json
-
-SELECTION_FILE = "best_model.json"
+from trader.runinfo import SELECTION_FILE
 
 
 def choose(validation: dict[str, Any], do_no_harm: bool) -> tuple[str, str]:
@@ -31,15 +30,6 @@ def choose(validation: dict[str, Any], do_no_harm: bool) -> tuple[str, str]:
         return "model", f"{figures}: the edge is beyond the noise, the best checkpoint is selected"
     return "flat", (f"no edge found on validation: the selected policy stays flat (the best checkpoint's "
                     f"{figures} does not lie above 0)")
-
-
-def read_selection(run_dir: Path) -> dict[str, Any] | None:
-    """The run's selection record, or None for a run without one (trained before do-no-harm existed)."""
-    path = Path(run_dir) / SELECTION_FILE
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return record if "selected" in record else None
 
 
 def select_policy(run_dir: Path, store: Any, params: Any, log: Callable[[str], None] = print) -> dict[str, Any]:

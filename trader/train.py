@@ -206,7 +206,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
                       log: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     from envs.factory import preload_forkserver
     from common.resources import available_cores
-    from trader.report import write_report
+    from trader.evaluate import report_run
     from common.provenance import update_run_record, write_run_record
     from trader.runinfo import new_run_dir, training_fields
     from trader.selection import select_policy
@@ -239,7 +239,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
     finally:
         env.close()
     select_policy(run_dir, store, params, log)
-    report = write_report(run_dir, store, params, log=log)
+    report = report_run(run_dir, store, params, log=log)
     return run_dir, stats, report
 
 
