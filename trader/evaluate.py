@@ -18,7 +18,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from envs.accounting import backtest
-from envs.trading_env import flat_action
+from envs.spec import EnvSpec
+from envs.trading_env import TradingEnv, flat_action
 from trader import baselines, bootstrap
 from trader.agent import AgentError, write_agent_spec
 from trader.metrics import mean_metrics, performance
@@ -34,11 +35,8 @@ COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
 def policy_positions(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str,
                      symbol: str) -> tuple[int, np.ndarray]:
     """(first decision bar, positions) of a policy run over the whole split of one symbol."""
-    from envs.factory import env_kwargs
-    from envs.trading_env import TradingEnv
-
-    kwargs = env_kwargs(params.env, params.costs) | {"episode_length": None}
-    env = TradingEnv(store, split, symbols=[symbol], **kwargs)
+    env = TradingEnv(store, split, EnvSpec.from_config(params.env, params.costs, episode_length=None,
+                                                       symbols=[symbol]))
     obs, info = env.reset(seed=params.train.seed)
     first_bar = int(info["bar"])
     positions = []

@@ -24,6 +24,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from envs.spec import EnvSpec
+from envs.trading_env import TradingEnv
 from trader.agent import Agent, AgentError, iso
 
 POSITIONS_FILE = "test_positions.csv"
@@ -62,11 +64,8 @@ def env_positions(agent: Agent, store: Any, params: Any, symbol: str, split: str
     As trader.evaluate runs a policy, plus the decision at the split's last bar (observed, never traded
     by the environment): the decision a live agent would act on next.
     """
-    from envs.factory import env_kwargs
-    from envs.trading_env import TradingEnv
-
-    kwargs = env_kwargs(params.env, params.costs) | {"episode_length": None}
-    env = TradingEnv(store, split, symbols=[symbol], **kwargs)
+    env = TradingEnv(store, split, EnvSpec.from_config(params.env, params.costs, episode_length=None,
+                                                       symbols=[symbol]))
     obs, info = env.reset(seed=params.train.seed)
     bars, positions, done = [int(info["bar"])], [], False
     while True:

@@ -74,9 +74,10 @@ def learner_device(choice: str) -> str:
 
 
 def make_training_env(params: Params, store_root: Path, n_envs: int, seed: int, vec_env: str) -> Any:
-    from envs.factory import env_kwargs, make_vec_env
+    from envs.factory import make_vec_env
+    from envs.spec import EnvSpec
 
-    return make_vec_env(store_root, "train", env_kwargs(params.env, params.costs), n_envs=n_envs, seed=seed,
+    return make_vec_env(store_root, "train", EnvSpec.from_config(params.env, params.costs), n_envs=n_envs, seed=seed,
                         vec_env=vec_env, start_method=params.train.start_method,
                         timeout_s=params.train.worker_timeout_s)
 
