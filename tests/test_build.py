@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import ROOT, run_module, synthetic_ohlcv
+from helpers import ROOT, run_module, synthetic_ohlcv
 from settings import load_params
 from common import files
 from signals import build, store

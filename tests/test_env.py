@@ -23,64 +23,12 @@ from envs import accounting
 from envs.factory import EnvFactory, make_env_fn, make_vec_env
 from envs.spec import EnvSpec
 from envs.trading_env import TradingEnv
+from helpers import make_store, one_symbol_store, run_actions
 from settings.schema import CostsConfig, EnvConfig
-from signals.store import StoreError, open_store, write_synthetic_store
+from signals.store import StoreError, open_store
 
 MODES = ("discrete", "long_only", "continuous")
 REPO = Path(__file__).resolve().parents[1]
-
-
-# ---------------------------------------------------------------- stores
-
-def make_store(root: Path, bars: dict[str, int], n_features: int = 3, seed: int = 0,
-               close: dict[str, np.ndarray] | None = None, features: dict[str, np.ndarray] | None = None,
-               splits: dict[str, dict[str, tuple[int, int]]] | None = None):
-    """A synthetic store: bounded random features, a random-walk close; splits 60/20/20 unless given."""
-    rng = np.random.default_rng(seed)
-    arrays, all_splits = {}, {}
-    for symbol, n in bars.items():
-        feats = (features or {}).get(symbol)
-        if feats is None:
-            feats = (np.tanh(rng.normal(size=(n, n_features))) * 4).astype(np.float32)
-        prices = (close or {}).get(symbol)
-        if prices is None:
-            prices = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-        arrays[symbol] = (feats, prices, np.arange(n, dtype=np.int64) * 3_600_000_000_000)
-        a, b = int(n * 0.6), int(n * 0.8)
-        all_splits[symbol] = (splits or {}).get(symbol) or {"train": (0, a), "validation": (a, b), "test": (b, n)}
-    return write_synthetic_store(root, arrays, all_splits, [f"f{i}" for i in range(feats.shape[1])])
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("store")
-    make_store(root, {"AAA": 4000, "BBB": 3000})
-    return root
-
-
-def one_symbol_store(root: Path, close: np.ndarray, n_features: int = 2) -> Path:
-    """Whole history in the train split (validation/test: empty tails are not needed by these tests)."""
-    n = len(close)
-    feats = np.zeros((n, n_features), dtype=np.float32)
-    make_store(root, {"X": n}, close={"X": np.asarray(close, dtype=np.float64)}, features={"X": feats},
-               splits={"X": {"train": (0, n), "validation": (n, n), "test": (n, n)}})
-    return root
-
-
-def run_actions(env: TradingEnv, actions, **reset_kwargs):
-    """(observations, rewards, terminated, truncated, infos) of one episode driven by `actions`."""
-    obs, info = env.reset(**reset_kwargs)
-    observations, rewards, terms, truncs, infos = [obs], [], [], [], [info]
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        rewards.append(reward)
-        terms.append(terminated)
-        truncs.append(truncated)
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return observations, rewards, terms, truncs, infos
 
 
 # ---------------------------------------------------------------- API

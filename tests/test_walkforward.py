@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_module, small_grid_toml, write_market
+from helpers import run_module, small_grid_toml, write_market
 
 from settings import load_params, replace_path
 from trader import walkforward as wf
