@@ -7,6 +7,8 @@ shared through the page cache instead of being copied into every process.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.forkserver as forkserver
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from envs.batched import BatchedTradingVecEnv
 from envs.spec import EnvSpec
 from envs.subproc import WatchedSubprocVecEnv
 from envs.trading_env import TradingEnv
@@ -52,8 +55,6 @@ def make_env_fn(store_root: str | Path, split: str, spec: EnvSpec, seed: int | N
     process's thread pools to one thread before the environment is built.
     """
     if cap_threads is None:
-        import multiprocessing
-
         cap_threads = multiprocessing.parent_process() is not None
     return EnvFactory(store_root=str(store_root), split=split, spec=spec, seed=seed, rank=rank,
                       cap_threads=cap_threads)
@@ -67,8 +68,6 @@ private memory per worker instead of about 170 MiB."""
 
 def preload_forkserver() -> None:
     """Add FORKSERVER_PRELOAD to the fork server's preload list (effective if it has not started yet)."""
-    import multiprocessing.forkserver as forkserver
-
     # multiprocessing has no getter: read the current list so as to extend, not replace, another caller's.
     current = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
     forkserver.set_forkserver_preload(current + [m for m in FORKSERVER_PRELOAD if m not in current])
@@ -90,8 +89,6 @@ def make_vec_env(store_root: str | Path, split: str, spec: EnvSpec, n_envs: int,
         raise ValueError(f"train.n_envs must be an integer >= 1 (got {n_envs})")
     store_root = str(store_root)
     if vec_env == "batched":
-        from envs.batched import BatchedTradingVecEnv
-
         venv: VecEnv = BatchedTradingVecEnv(store_root, split, int(n_envs), spec)
     else:
         TradingEnv(store_root, split, spec).close()  # fail here, with the setting's name
