@@ -43,6 +43,7 @@ import psutil  # noqa: E402
 import envs  # noqa: E402  (registers trader/SignalTrading-v0)
 from envs.batched import BatchedTradingVecEnv  # noqa: E402
 from envs.factory import make_vec_env  # noqa: E402
+from envs.spec import EnvSpec  # noqa: E402
 from signals.store import write_synthetic_store  # noqa: E402
 
 SUBPROC_SIZES = (1, 2, 4, 8, 16, 48)
@@ -138,7 +139,7 @@ def forkserver_memory() -> float | None:
 
 def subproc_rate(root: Path, n_envs: int, steps: int, blocks: int) -> dict[str, float]:
     start = time.perf_counter()
-    venv = make_vec_env(root, "train", {}, n_envs=n_envs, seed=0, vec_env="subproc", start_method="forkserver")
+    venv = make_vec_env(root, "train", EnvSpec(), n_envs=n_envs, seed=0, vec_env="subproc", start_method="forkserver")
     venv.reset()
     started = time.perf_counter() - start
     actions = np.random.default_rng(0).integers(0, 3, (64, n_envs))

@@ -83,9 +83,9 @@ def synthetic_store(root: Path, n_bars: int = 20_000, n_features: int = 50) -> P
 
 def ours(store: Path, vec_env: str, n: int):
     from envs.factory import make_vec_env
+    from envs.spec import EnvSpec
 
-    kwargs = {"window": 16, "episode_length": 512}
-    return make_vec_env(store, "train", kwargs, n_envs=n, seed=0, vec_env=vec_env)
+    return make_vec_env(store, "train", EnvSpec(window=16, episode_length=512), n_envs=n, seed=0, vec_env=vec_env)
 
 
 def anytrading(vec_env: str, n: int):
@@ -289,7 +289,8 @@ class QualityClock(BaseCallback):
 def time_to_quality(store_root: Path, algorithm: type[PPO], seed: int, level: float, budget: int, n: int
                     ) -> dict:
     """Seconds and steps of training until the validation Sharpe first reaches `level` (None: never)."""
-    from envs.factory import env_kwargs, make_vec_env
+    from envs.factory import make_vec_env
+    from envs.spec import EnvSpec
     from settings import params_from_dict
     from signals.store import open_store
     from trader.evaluate import validation_score
@@ -301,7 +302,7 @@ def time_to_quality(store_root: Path, algorithm: type[PPO], seed: int, level: fl
     from trader.jax_ppo import clear_compiled
 
     clear_compiled()
-    venv = make_vec_env(store_root, "train", env_kwargs(params.env, params.costs), n_envs=n, seed=seed,
+    venv = make_vec_env(store_root, "train", EnvSpec.from_config(params.env, params.costs), n_envs=n, seed=seed,
                         vec_env="batched")
     try:
         model = algorithm(RolloutMlpPolicy, venv, seed=seed, device="cpu", verbose=0, **ppo_kwargs(params))

@@ -31,11 +31,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from common.files import TMP_PREFIX
 from settings import EXECUTORS
 
 CONNECT_TIMEOUT_S = 20.0
 """Seconds to wait for a Dask scheduler to answer before the command stops with an error."""
-PROBE_PREFIX = ".tmp-"
+PROBE_PREFIX = TMP_PREFIX
 """Probe files start like the store's temporaries (`.tmp-<pid>-`), so a build removes any left by a killed probe."""
 
 

@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from envs import accounting
 from envs.rewards import REWARDS
+from envs.spec import EnvSpec, resolve_spec
 from envs.trading_env import ACTION_POSITIONS, N_STATE, TIME_SCALE, UNREALISED_SCALE, TradingSetup, draw_episode
 from signals.store import Store
 
@@ -107,33 +108,27 @@ def _as_items(windows: np.ndarray, item: np.dtype) -> np.ndarray:
 class BatchedTradingVecEnv(VecEnv):
     """N `TradingEnv`s (same store, split and settings) as one array-stepped SB3 VecEnv.
 
-    Takes TradingEnv's arguments plus `n_envs`. Seeding follows SB3: `seed(s)` makes the next `reset()`
-    seed environment i with s + i; later episodes continue each environment's own generator. Episodes end,
-    reset automatically and report `terminal_observation` exactly as in `DummyVecEnv`. Rewards are float32
-    (as DummyVecEnv returns them). Per-env attributes for `get_attr`: symbol, bar, equity, position.
+    Takes TradingEnv's arguments (the store, the split, an `EnvSpec` and keyword settings) plus `n_envs`.
+    Seeding follows SB3: `seed(s)` makes the next `reset()` seed environment i with s + i; later episodes
+    continue each environment's own generator. Episodes end, reset automatically and report
+    `terminal_observation` exactly as in `DummyVecEnv`. Rewards are float32 (as DummyVecEnv returns them).
+    Per-env attributes for `get_attr`: symbol, bar, equity, position.
     """
 
-    def __init__(self, store: str | Path | Store, split: str = "train", n_envs: int = 1, *,
-                 symbols: Sequence[str] | None = None, window: int = 16, action_mode: str = "discrete",
-                 reward: str = "log_return", drawdown_penalty: float = 0.0, dsr_eta: float = 0.01,
-                 episode_length: int | None = 512, commission_bps: float = 1.0, half_spread_bps: float = 1.0,
-                 slippage_bps: float = 0.0, normalise_reward: bool = True, trade_penalty: float = 0.0,
-                 expected_key: str | None = None) -> None:
+    def __init__(self, store: str | Path | Store, split: str = "train", n_envs: int = 1, spec: EnvSpec | None = None,
+                 *, expected_key: str | None = None, **settings: Any) -> None:
         if int(n_envs) != n_envs or n_envs < 1:
             raise ValueError(f"train.n_envs must be an integer >= 1 (got {n_envs})")
-        self.setup = TradingSetup.create(
-            store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
-            drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
-            commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
-            normalise_reward=normalise_reward, trade_penalty=trade_penalty, expected_key=expected_key)
+        self.setup = TradingSetup.create(store, split, resolve_spec(spec, settings), expected_key=expected_key)
+        spec = self.setup.spec
         n = int(n_envs)
         self.render_mode = None
         super().__init__(n, self.setup.observation_space(), self.setup.action_space())
-        positions = ACTION_POSITIONS.get(action_mode)
+        positions = ACTION_POSITIONS.get(spec.action_mode)
         self._table = None if positions is None else np.array(positions, dtype=np.float64)
         self._names = self.setup.symbols
         self._k = self.setup.window_size
-        self._first_row = self.setup.window - 1
+        self._first_row = spec.window - 1
         # Bars are kept as window rows, row = bar - (window - 1): windows[row] is the observation window
         # ending at the bar, and closes[row] its close (a view shifted by window - 1): one index for both.
         self._windows = [layout.windows for layout in self.setup.layouts]
@@ -143,11 +138,11 @@ class BatchedTradingVecEnv(VecEnv):
         self._items = [_as_items(w, self._window_item) for w in self._windows]
         self._closes = [layout.close[self._first_row:] for layout in self.setup.layouts]
         self._rate = self.setup.cost_rate
-        self._reward = REWARDS[reward]
+        self._reward = REWARDS[spec.reward]
         self._symbol_scales = np.array([layout.reward_scale for layout in self.setup.layouts])
-        self._eta = self.setup.dsr_eta
-        self._penalty = self.setup.drawdown_penalty
-        self._trade_penalty = self.setup.trade_penalty * self.setup.cost_rate
+        self._eta = spec.dsr_eta
+        self._penalty = spec.drawdown_penalty
+        self._trade_penalty = spec.trade_penalty * self.setup.cost_rate
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._actions: np.ndarray | None = None
         self._not_done = np.zeros(n, dtype=bool)  # never written: the done flags BatchInfos gets on most steps
@@ -193,7 +188,7 @@ class BatchedTradingVecEnv(VecEnv):
 
     def _start_episodes(self, envs: np.ndarray, options: Sequence[dict[str, Any] | None]) -> None:
         """New episodes for environments `envs` (each draws from its own generator, as TradingEnv.reset does)."""
-        draws = np.array([draw_episode(self._rngs[i], self.setup.layouts, self.setup.episode_length, options[j])
+        draws = np.array([draw_episode(self._rngs[i], self.setup.layouts, self.setup.spec.episode_length, options[j])
                           for j, i in enumerate(envs.tolist())], dtype=np.int64).reshape(-1, 3)
         for name in self._SHARED_WITH_INFOS:
             setattr(self, name, getattr(self, name).copy())

@@ -7,46 +7,31 @@ shared through the page cache instead of being copied into every process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import multiprocessing
+import multiprocessing.forkserver as forkserver
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from envs.batched import BatchedTradingVecEnv
+from envs.spec import EnvSpec
 from envs.subproc import WatchedSubprocVecEnv
 from envs.trading_env import TradingEnv
 from signals.threads import cap_threads
-from settings.schema import CostsConfig, EnvConfig
 
 VEC_ENVS = ("subproc", "dummy", "batched")
 
 
-def env_kwargs(env_cfg: EnvConfig, costs_cfg: CostsConfig) -> dict[str, Any]:
-    """TradingEnv keyword arguments from the [env] and [costs] sections."""
-    return {
-        "window": env_cfg.window,
-        "action_mode": env_cfg.action_mode,
-        "reward": env_cfg.reward,
-        "normalise_reward": env_cfg.normalise_reward,
-        "trade_penalty": env_cfg.trade_penalty,
-        "drawdown_penalty": env_cfg.drawdown_penalty,
-        "dsr_eta": env_cfg.dsr_eta,
-        "episode_length": env_cfg.episode_length,
-        "commission_bps": costs_cfg.commission_bps,
-        "half_spread_bps": costs_cfg.half_spread_bps,
-        "slippage_bps": costs_cfg.slippage_bps,
-    }
-
-
 @dataclass(frozen=True)
 class EnvFactory:
-    """Picklable `() -> TradingEnv`: holds the store's path and plain settings, never arrays."""
+    """Picklable `() -> TradingEnv`: holds the store's path and the spec (plain settings), never arrays."""
 
     store_root: str
     split: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    spec: EnvSpec = field(default_factory=EnvSpec)
     seed: int | None = None
     rank: int = 0
     cap_threads: bool = False
@@ -54,7 +39,7 @@ class EnvFactory:
     def __call__(self) -> gym.Env:
         if self.cap_threads:
             cap_threads()  # before the env exists, so nothing it starts gets a full-size pool
-        env = TradingEnv(self.store_root, self.split, **dict(self.kwargs))
+        env = TradingEnv(self.store_root, self.split, self.spec)
         if self.seed is not None:
             # SB3's convention: environment `rank` uses seed + rank (its first reset, its action space).
             env.reset(seed=self.seed + self.rank)
@@ -62,7 +47,7 @@ class EnvFactory:
         return env
 
 
-def make_env_fn(store_root: str | Path, split: str, env_kwargs: Mapping[str, Any], seed: int | None, rank: int,
+def make_env_fn(store_root: str | Path, split: str, spec: EnvSpec, seed: int | None, rank: int,
                 *, cap_threads: bool | None = None) -> Callable[[], gym.Env]:
     """A picklable function building environment `rank` (seeded seed + rank).
 
@@ -70,10 +55,8 @@ def make_env_fn(store_root: str | Path, split: str, env_kwargs: Mapping[str, Any
     process's thread pools to one thread before the environment is built.
     """
     if cap_threads is None:
-        import multiprocessing
-
         cap_threads = multiprocessing.parent_process() is not None
-    return EnvFactory(store_root=str(store_root), split=split, kwargs=dict(env_kwargs), seed=seed, rank=rank,
+    return EnvFactory(store_root=str(store_root), split=split, spec=spec, seed=seed, rank=rank,
                       cap_threads=cap_threads)
 
 
@@ -85,14 +68,12 @@ private memory per worker instead of about 170 MiB."""
 
 def preload_forkserver() -> None:
     """Add FORKSERVER_PRELOAD to the fork server's preload list (effective if it has not started yet)."""
-    import multiprocessing.forkserver as forkserver
-
     # multiprocessing has no getter: read the current list so as to extend, not replace, another caller's.
     current = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
     forkserver.set_forkserver_preload(current + [m for m in FORKSERVER_PRELOAD if m not in current])
 
 
-def make_vec_env(store_root: str | Path, split: str, env_kwargs: Mapping[str, Any], n_envs: int, seed: int | None,
+def make_vec_env(store_root: str | Path, split: str, spec: EnvSpec, n_envs: int, seed: int | None,
                  vec_env: str = "subproc", start_method: str = "forkserver", timeout_s: float = 60.0) -> VecEnv:
     """N environments as a VecEnv: "subproc" (one worker process each), "dummy" (in this process, one after
     another) or "batched" (in this process, stepped together with array operations).
@@ -108,12 +89,10 @@ def make_vec_env(store_root: str | Path, split: str, env_kwargs: Mapping[str, An
         raise ValueError(f"train.n_envs must be an integer >= 1 (got {n_envs})")
     store_root = str(store_root)
     if vec_env == "batched":
-        from envs.batched import BatchedTradingVecEnv
-
-        venv: VecEnv = BatchedTradingVecEnv(store_root, split, int(n_envs), **dict(env_kwargs))
+        venv: VecEnv = BatchedTradingVecEnv(store_root, split, int(n_envs), spec)
     else:
-        TradingEnv(store_root, split, **dict(env_kwargs)).close()  # fail here, with the setting's name
-        fns = [make_env_fn(store_root, split, env_kwargs, seed, rank, cap_threads=vec_env == "subproc")
+        TradingEnv(store_root, split, spec).close()  # fail here, with the setting's name
+        fns = [make_env_fn(store_root, split, spec, seed, rank, cap_threads=vec_env == "subproc")
                for rank in range(int(n_envs))]
         if vec_env == "subproc":
             if start_method == "forkserver":

@@ -19,6 +19,7 @@ from gymnasium import spaces
 
 from envs import accounting
 from envs.rewards import DSR_MIN_VARIANCE, REWARDS, training_volatility  # noqa: F401 (re-exported)
+from envs.spec import EnvSpec, resolve_spec
 from signals.store import SPLITS, Store, open_store
 
 ACTION_MODES = ("discrete", "long_only", "continuous")
@@ -147,36 +148,28 @@ class TradingSetup:
 
     store: Store
     split: str
+    spec: EnvSpec
+    """The settings, checked, with plain types (int window and episode length, floats) and the symbols named."""
     layouts: tuple[SymbolLayout, ...]
-    window: int
     n_features: int
-    action_mode: str
-    reward: str
-    drawdown_penalty: float
-    dsr_eta: float
-    episode_length: int | None
     cost_rate: float
     feature_bound: float
-    normalise_reward: bool = True
-    trade_penalty: float = 0.0
 
     @classmethod
-    def create(cls, store: str | Path | Store, split: str = "train", *, symbols: Sequence[str] | None = None,
-               window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
-               drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
-               commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
-               normalise_reward: bool = True, trade_penalty: float = 0.0,
+    def create(cls, store: str | Path | Store, split: str = "train", spec: EnvSpec | None = None, *,
                expected_key: str | None = None) -> TradingSetup:
-        """Open (or take) the store, check every setting, build the per-symbol views."""
-        for key, value in (("commission_bps", commission_bps), ("half_spread_bps", half_spread_bps),
-                           ("slippage_bps", slippage_bps)):
+        """Open (or take) the store, check every setting of `spec` (default: EnvSpec()), build the per-symbol views."""
+        spec = spec or EnvSpec()
+        for key in ("commission_bps", "half_spread_bps", "slippage_bps"):
+            value = getattr(spec, key)
             if not value >= 0:
                 raise ValueError(f"costs.{key} must be >= 0 basis points (got {value})")
-        rate = accounting.cost_rate(commission_bps, half_spread_bps, slippage_bps)
-        _check_settings(split, window, action_mode, reward, drawdown_penalty, dsr_eta, episode_length, rate,
-                        trade_penalty)
-        window = int(window)
-        episode_length = None if episode_length is None else int(episode_length)
+        rate = accounting.cost_rate(spec.commission_bps, spec.half_spread_bps, spec.slippage_bps)
+        _check_settings(split, spec.window, spec.action_mode, spec.reward, spec.drawdown_penalty, spec.dsr_eta,
+                        spec.episode_length, rate, spec.trade_penalty)
+        window = int(spec.window)
+        episode_length = None if spec.episode_length is None else int(spec.episode_length)
+        symbols, reward, normalise_reward = spec.symbols, spec.reward, spec.normalise_reward
         if isinstance(store, Store):
             # An open store is checked against the expected key the same way open_store checks a path.
             opened = store if expected_key is None else open_store(store.root, expected_key)
@@ -195,11 +188,11 @@ class TradingSetup:
         # differential_sharpe is scale-free, but its moments are seeded with the training variance.
         scaled = bool(normalise_reward) or reward == "differential_sharpe"
         layouts = tuple(_layout(opened, s, split, window, episode_length, scaled) for s in names)
-        return cls(store=opened, split=split, layouts=layouts, window=window, n_features=opened.n_features,
-                   action_mode=action_mode, reward=reward, drawdown_penalty=float(drawdown_penalty),
-                   dsr_eta=float(dsr_eta), episode_length=episode_length, cost_rate=rate,
-                   feature_bound=float(opened.manifest.get("feature_bound", DEFAULT_FEATURE_BOUND)),
-                   normalise_reward=bool(normalise_reward), trade_penalty=float(trade_penalty))
+        checked = spec.replace(window=window, episode_length=episode_length, symbols=names,
+                               drawdown_penalty=float(spec.drawdown_penalty), dsr_eta=float(spec.dsr_eta),
+                               normalise_reward=bool(normalise_reward), trade_penalty=float(spec.trade_penalty))
+        return cls(store=opened, split=split, spec=checked, layouts=layouts, n_features=opened.n_features,
+                   cost_rate=rate, feature_bound=float(opened.manifest.get("feature_bound", DEFAULT_FEATURE_BOUND)))
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -208,7 +201,7 @@ class TradingSetup:
     @property
     def window_size(self) -> int:
         """Feature values in an observation (window * n_features)."""
-        return self.window * self.n_features
+        return self.spec.window * self.n_features
 
     def observation_space(self) -> spaces.Box:
         """A new Box: the features within +-feature_bound, then position, time in position, unrealised return."""
@@ -219,9 +212,9 @@ class TradingSetup:
 
     def action_space(self) -> spaces.Space:
         """A new action space (each env seeds its own)."""
-        if self.action_mode == "continuous":
+        if self.spec.action_mode == "continuous":
             return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
-        return spaces.Discrete(len(ACTION_POSITIONS[self.action_mode]))
+        return spaces.Discrete(len(ACTION_POSITIONS[self.spec.action_mode]))
 
 
 def draw_episode(rng: np.random.Generator, layouts: Sequence[SymbolLayout], episode_length: int | None,
@@ -267,7 +260,9 @@ class TradingEnv(gym.Env):
     ## Arguments
 
     `store` is a store directory (opened with `signals.store.open_store(store, expected_key)`) or an open
-    `Store`; `split` is "train", "validation" or "test"; `symbols` limits the symbols (default: all; each
+    `Store`; `split` is "train", "validation" or "test"; `spec` (an `envs.spec.EnvSpec`, built from the
+    config with `EnvSpec.from_config`) holds every other setting, and keyword `settings` (its field names,
+    e.g. `window=8`) change single ones on top of it. `spec.symbols` limits the symbols (default: all; each
     episode picks one uniformly with `self.np_random`). Costs are in basis points of traded notional.
 
     ## Action Space
@@ -336,32 +331,26 @@ class TradingEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, store: str | Path | Store, split: str = "train", *, symbols: Sequence[str] | None = None,
-                 window: int = 16, action_mode: str = "discrete", reward: str = "log_return",
-                 drawdown_penalty: float = 0.0, dsr_eta: float = 0.01, episode_length: int | None = 512,
-                 commission_bps: float = 1.0, half_spread_bps: float = 1.0, slippage_bps: float = 0.0,
-                 normalise_reward: bool = True, trade_penalty: float = 0.0, expected_key: str | None = None) -> None:
+    def __init__(self, store: str | Path | Store, split: str = "train", spec: EnvSpec | None = None, *,
+                 expected_key: str | None = None, **settings: Any) -> None:
         super().__init__()
-        self.setup = TradingSetup.create(
-            store, split, symbols=symbols, window=window, action_mode=action_mode, reward=reward,
-            drawdown_penalty=drawdown_penalty, dsr_eta=dsr_eta, episode_length=episode_length,
-            commission_bps=commission_bps, half_spread_bps=half_spread_bps, slippage_bps=slippage_bps,
-            normalise_reward=normalise_reward, trade_penalty=trade_penalty, expected_key=expected_key)
+        self.setup = TradingSetup.create(store, split, resolve_spec(spec, settings), expected_key=expected_key)
+        spec = self.setup.spec
         self.observation_space = self.setup.observation_space()
         self.action_space = self.setup.action_space()
         # Constants of step(), kept as attributes so step() does no lookups through the setup.
-        self._positions = ACTION_POSITIONS.get(action_mode)
+        self._positions = ACTION_POSITIONS.get(spec.action_mode)
         self._rate = self.setup.cost_rate
-        self._reward = REWARDS[reward]
-        self._eta = self.setup.dsr_eta
-        self._penalty = self.setup.drawdown_penalty
-        self._trade_penalty = self.setup.trade_penalty * self.setup.cost_rate
+        self._reward = REWARDS[spec.reward]
+        self._eta = spec.dsr_eta
+        self._penalty = spec.drawdown_penalty
+        self._trade_penalty = spec.trade_penalty * self.setup.cost_rate
         self._k = self.setup.window_size
         # Windows of the next BLOCK bars, copied from the memmap in one go: a step then copies one row
         # (window + state) instead of allocating and filling an array from the memmap (about 1 us less).
         self._block = np.zeros((BLOCK, self._k + N_STATE), dtype=np.float32)
         self._block_bar = -BLOCK  # bar of the block's first row: none yet
-        self._first_row = self.setup.window - 1
+        self._first_row = spec.window - 1
         self._t = self._end = 0  # no episode yet: step() before reset() raises
         self._select(0)
 
@@ -380,7 +369,7 @@ class TradingEnv(gym.Env):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode (see Starting State); options may hold "symbol" and/or "start"."""
         super().reset(seed=seed)
-        index, start, end = draw_episode(self.np_random, self.setup.layouts, self.setup.episode_length, options)
+        index, start, end = draw_episode(self.np_random, self.setup.layouts, self.setup.spec.episode_length, options)
         self._select(index)
         self._t, self._end = start, end
         self._block_bar = -BLOCK  # the next observation refills the block from the new episode's start

@@ -8,6 +8,8 @@ Reads top to bottom: arguments -> parameters -> cache check -> market data -> ta
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import sys
@@ -17,14 +19,20 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
-from settings import EXECUTORS, ConfigError, Params, add_params_arguments, params_from_cli, to_toml
+from settings import EXECUTORS, ConfigError, Params, add_params_arguments, params_from_cli
+from common import files
 from signals import store
 from signals.cache import data_hashes, store_cache_key, task_key, variant_code_hash  # store_cache_key: re-exported
-from common.provenance import package_versions
+from common.provenance import write_run_record
 from common.resources import TreeMemory, available_cores
 from signals.pool import PoolFailed, run_pool
 from signals.worker import Task
+
+# signals.data, splits, catalog and score are imported in the functions that use them, not here: with pandas,
+# numba and JAX they take about 2.5 s to import (measured on the 2-core machine), and an up-to-date build,
+# which `python -m trader.train` goes through on every run, needs none of them (it answers in well under 2 s).
 
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet")
 
@@ -100,7 +108,7 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
         for symbol in list(loaded):
             mirror = mirror_bars(loaded[symbol])
             loaded[mirror.symbol] = mirror
-            hashes[mirror.symbol] = store.sha256_json([hashes[symbol], "mirror"])
+            hashes[mirror.symbol] = files.sha256_json([hashes[symbol], "mirror"])
     split = params.split
     try:
         cuts = split_symbols({s: b.timestamps for s, b in loaded.items()}, warmup=warmup, purge=purge,
@@ -213,8 +221,8 @@ def write_store(root: Path, params: Params, cache_key: str, inputs: dict[str, Sy
         features = np.nan_to_num(np.asarray(matrix[:, kept], dtype=np.float32), nan=0.0)
         store.write_symbol_arrays(root, symbol, features, inputs[symbol].bars.close, inputs[symbol].bars.timestamps)
     rows = _score_rows(plan, labels, per_symbol, scores, kept)
-    store.save_text(root / "variant_scores.csv", _csv(rows))
-    store.save_text(root / "top_signals.csv", _csv([rows[i] for i in kept]))
+    files.save_text(root / "variant_scores.csv", _csv(rows))
+    files.save_text(root / "top_signals.csv", _csv([rows[i] for i in kept]))
     manifest = {
         "cache_key": cache_key,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -255,9 +263,6 @@ def _finite(value: float) -> float | None:
 
 
 def _csv(rows: list[dict]) -> str:
-    import csv
-    import io
-
     if not rows:
         return ""
     score_names = list(rows[0]["scores"])
@@ -277,15 +282,6 @@ def _family_counts(plan: Plan, kept: list[int]) -> dict[str, dict[str, int]]:
     for i in kept:
         counts[plan.variants[i][0]]["kept"] += 1
     return counts
-
-
-def write_run_record(root: Path, params: Params, argv: Sequence[str], hashes: dict[str, str], cache_key: str) -> None:
-    """What this build used, beside what it made."""
-    store.save_text(root / "params.toml", to_toml(params))
-    store.save_json(root / "build_info.json", {
-        "command": [sys.executable, "-m", "signals.build", *argv], "cwd": str(Path.cwd()),
-        "data_sha256": hashes, "cache_key": cache_key, "versions": package_versions(),
-    })
 
 
 # ---------------------------------------------------------------- the build
@@ -330,7 +326,7 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
 
     # From here on the store is being rewritten: without a manifest no reader mistakes it for complete.
     store.remove_manifest(root)
-    removed = store.remove_temporaries(root) + store.remove_temporaries(variants_dir)
+    removed = files.remove_temporaries(root) + files.remove_temporaries(variants_dir)
     if removed:
         log(f"removed {removed} temporary file(s) left by an interrupted build")
     for symbol, info in inputs.items():
@@ -341,8 +337,6 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         t for t in plan.tasks if not store.task_done(variants_dir, t.symbol, t.family, t.task_key)]
     log(f"{len(plan.variants)} variants per symbol in {len(plan.chunks)} chunks x {len(inputs)} symbol(s) = "
         f"{len(plan.tasks)} tasks; {len(todo)} to compute, {len(plan.tasks) - len(todo)} already in the store")
-
-    from tqdm import tqdm
 
     with TreeMemory() as memory:
         pool_started = time.perf_counter()
@@ -360,7 +354,9 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         kept = select(matrices, inputs, plan, scores, params)
         if not kept:
             raise BuildError("no variant has a finite score on the training split; check the data and split.*")
-        write_run_record(root, params, argv, hashes, cache_key)
+        write_run_record(root, params, [sys.executable, "-m", "signals.build", *argv],
+                         {"cwd": str(Path.cwd()), "data_sha256": hashes, "cache_key": cache_key},
+                         name="build_info.json", started=False)  # what this build used, beside what it made
         computed = sum(len(t.params) for t in todo)
         manifest = write_store(root, params, cache_key, inputs, plan, matrices, per_symbol, scores, kept, {
             "max_lookback": warmup, "horizon": params.signals.horizon, "split": split_info,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from common import files
 from settings import ConfigError, Params, to_dict
 from signals import store
 
@@ -43,8 +44,8 @@ def code_hash(roots: Sequence[Path] | None = None) -> str:
     for root in roots:
         base = Path(root).parent
         for path in source_files([root]):
-            contents[path.relative_to(base).as_posix()] = store.sha256_file(path)
-    return store.sha256_json(contents)
+            contents[path.relative_to(base).as_posix()] = files.sha256_file(path)
+    return files.sha256_json(contents)
 
 
 def variant_code_hash() -> str:
@@ -59,7 +60,7 @@ def data_hashes(params: Params) -> dict[str, str]:
         path = Path(item)
         if not path.is_file():
             raise ConfigError(f"data.paths: {path} does not exist (working directory {Path.cwd()})")
-        hashes[path.stem] = store.sha256_file(path)
+        hashes[path.stem] = files.sha256_file(path)
     if len(hashes) != len(params.data.paths):
         raise ConfigError("data.paths: two files have the same name; symbols are named after the file stem")
     return hashes
@@ -67,7 +68,7 @@ def data_hashes(params: Params) -> dict[str, str]:
 
 def store_cache_key(params: Params, hashes: dict[str, str] | None = None) -> str:
     """Covers the data, the code of :data:`CODE_ROOTS`, and every parameter that shapes the store."""
-    return store.sha256_json({
+    return files.sha256_json({
         "data": hashes if hashes is not None else data_hashes(params),
         "code": code_hash(),
         "store_format": store.STORE_FORMAT,
@@ -77,4 +78,4 @@ def store_cache_key(params: Params, hashes: dict[str, str] | None = None) -> str
 
 def task_key(data_sha: str, family: str, params_chunk: Sequence[dict], variant_code: str) -> str:
     """A task's output depends only on its symbol's bars, its family's code and its parameters."""
-    return store.sha256_json([data_sha, family, list(params_chunk), variant_code])[:24]
+    return files.sha256_json([data_sha, family, list(params_chunk), variant_code])[:24]

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from common.executors import Pool, PoolError, open_pool
 from settings import BuildConfig
-from signals import store
+from common import files
 from signals.cache import variant_code_hash
 from signals.threads import cap_thread_env, cap_threads
 from signals.worker import Task, init_worker, run_task
@@ -45,10 +45,10 @@ def run_pool(tasks: list[Task], config: BuildConfig, workers: int, root: Path, v
                 log(f"executor: {pool.where}")
                 check_code(pool)
                 # On each worker's host: temporaries of writers killed there in an earlier build.
-                pool.run_everywhere(store.remove_temporaries, variants_dir)
+                pool.run_everywhere(files.remove_temporaries, variants_dir)
             results = feed(pool, tasks, config.batch_size, config.task_timeout_s, progress)
             # A worker killed while writing (and its task retried elsewhere) may have left a temporary behind.
-            pool.run_everywhere(store.remove_temporaries, variants_dir)
+            pool.run_everywhere(files.remove_temporaries, variants_dir)
             return results
     except PoolError as exc:
         raise PoolFailed(str(exc)) from None

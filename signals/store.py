@@ -12,111 +12,33 @@ Layout under the store root (`build.out`, default data/signals/):
                                   (variants/ may live elsewhere: build.variants_dir, shared by stores)
     variant_scores.csv, top_signals.csv          every variant's scores; the kept ones, best first
 
-Every write goes to a temporary file in the same directory and is renamed into place, so a crash
-leaves either the old file or the new one, never half of one.
+Every write goes through common.files: to a temporary file in the same directory, renamed into place,
+so a crash leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
+
+from common.files import save_array, save_json, sha256_file
 
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation", "test")
-TMP_PREFIX = ".tmp-"
 
 
 class StoreError(RuntimeError):
     """A missing, stale or damaged store; the message says what to run."""
 
 
-# ---------------------------------------------------------------- atomic writes
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
-
-    The temporary name carries the writer's pid, so a cleanup only removes files of dead writers.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def save_array(path: Path, array: np.ndarray) -> None:
-    """np.save, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def save_text(path: Path, text: str) -> None:
-    """Write text, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def save_json(path: Path, obj: Any) -> None:
-    save_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def remove_temporaries(root: Path) -> int:
-    """Delete temporary files that killed processes left behind (not those of live writers); returns how many."""
-    if not root.exists():
-        return 0
-    leftovers = [p for p in root.rglob(TMP_PREFIX + "*") if not _writer_alive(p.name)]
-    for path in leftovers:
-        path.unlink(missing_ok=True)
-    return len(leftovers)
-
-
-def _writer_alive(name: str) -> bool:
-    pid = name[len(TMP_PREFIX):].split("-", 1)[0]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
 def remove_manifest(root: Path) -> None:
     """Mark the store incomplete before rewriting it (the manifest is written last, again)."""
     (Path(root) / MANIFEST).unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- hashing
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_json(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------- task outputs (written by pool workers)

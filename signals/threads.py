@@ -6,6 +6,8 @@ import os
 import sys
 from typing import MutableMapping
 
+from threadpoolctl import threadpool_limits
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -24,8 +26,6 @@ def limit_loaded_pools(threads: int) -> None:
     spinning threads then take cores from the env workers (measured: 25-40 % fewer PPO steps/s with 16
     SubprocVecEnv workers on 2 cores).
     """
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=threads)  # applied at once; persists, as it is not used as a context manager
     torch = sys.modules.get("torch")
     if torch is not None:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from envs.trading_env import TradingEnv
+from helpers import synthetic_ohlcv
 from signals.catalog import Ohlcv
 from signals.store import open_store
 from trader.agent import (
@@ -44,8 +45,6 @@ def flat_agent(window: int = 4, history: int = 30, action_mode: str = "discrete"
 
 
 def bars_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    from conftest import synthetic_ohlcv
-
     frame = synthetic_ohlcv(n, seed, freq="D").rename(columns=str.lower).rename(columns={"date": "time"})
     return frame
 

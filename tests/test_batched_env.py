@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 from envs.batched import BatchedTradingVecEnv, BatchInfos
 from envs.factory import make_env_fn, make_vec_env
 from envs.rewards import REWARDS
+from envs.spec import EnvSpec
 from signals.store import write_synthetic_store
 
 N_FEATURES = 3
@@ -74,9 +75,9 @@ CONFIGS = [
 @pytest.mark.parametrize("config", CONFIGS, ids=["log", "dsr", "full-split-penalty", "one-symbol"])
 def test_batched_equals_single_envs(store_root, mode, config):
     n_envs, n_steps, seed = 7, 400, 123
-    kwargs = {"window": 5, "action_mode": mode, "commission_bps": 2.0, "slippage_bps": 1.0, **config}
-    dummy = DummyVecEnv([make_env_fn(store_root, "validation", kwargs, seed, rank) for rank in range(n_envs)])
-    batched = BatchedTradingVecEnv(store_root, "validation", n_envs, **kwargs)
+    spec = EnvSpec(**{"window": 5, "action_mode": mode, "commission_bps": 2.0, "slippage_bps": 1.0, **config})
+    dummy = DummyVecEnv([make_env_fn(store_root, "validation", spec, seed, rank) for rank in range(n_envs)])
+    batched = BatchedTradingVecEnv(store_root, "validation", n_envs, spec)
     dummy.seed(seed)
     batched.seed(seed)
     assert np.array_equal(dummy.reset(), batched.reset())
@@ -98,10 +99,10 @@ def test_every_registered_reward_is_the_same_in_the_single_and_the_batched_env(s
     """Each reward's scalar form (TradingEnv) and array form (the batched env) give the same rewards, bit for bit,
     over several symbols (each with its own scale) and automatic resets."""
     n_envs, seed = 5, 7
-    kwargs = {"window": 3, "episode_length": 35, "reward": reward, "normalise_reward": normalise,
-              "drawdown_penalty": 0.3, "trade_penalty": 1.5}
-    dummy = DummyVecEnv([make_env_fn(store_root, "train", kwargs, seed, rank) for rank in range(n_envs)])
-    batched = BatchedTradingVecEnv(store_root, "train", n_envs, **kwargs)
+    spec = EnvSpec(window=3, episode_length=35, reward=reward, normalise_reward=normalise, drawdown_penalty=0.3,
+                   trade_penalty=1.5)
+    dummy = DummyVecEnv([make_env_fn(store_root, "train", spec, seed, rank) for rank in range(n_envs)])
+    batched = BatchedTradingVecEnv(store_root, "train", n_envs, spec)
     dummy.seed(seed)
     batched.seed(seed)
     assert np.array_equal(dummy.reset(), batched.reset())
@@ -110,9 +111,9 @@ def test_every_registered_reward_is_the_same_in_the_single_and_the_batched_env(s
 
 
 def test_batched_equals_subproc(store_root):
-    kwargs = {"window": 4, "episode_length": 30}
-    subproc = make_vec_env(store_root, "train", kwargs, n_envs=2, seed=9, vec_env="subproc")
-    batched = make_vec_env(store_root, "train", kwargs, n_envs=2, seed=9, vec_env="batched")
+    spec = EnvSpec(window=4, episode_length=30)
+    subproc = make_vec_env(store_root, "train", spec, n_envs=2, seed=9, vec_env="subproc")
+    batched = make_vec_env(store_root, "train", spec, n_envs=2, seed=9, vec_env="batched")
     try:
         assert np.array_equal(subproc.reset(), batched.reset())
         for step, actions in enumerate(random_actions("discrete", 2, 100)):
@@ -125,9 +126,9 @@ def test_batched_equals_subproc(store_root):
 
 
 def test_unseeded_reset_continues_each_generator(store_root):
-    kwargs = {"window": 4, "episode_length": 30}
-    dummy = DummyVecEnv([make_env_fn(store_root, "train", kwargs, None, rank) for rank in range(3)])
-    batched = BatchedTradingVecEnv(store_root, "train", 3, **kwargs)
+    spec = EnvSpec(window=4, episode_length=30)
+    dummy = DummyVecEnv([make_env_fn(store_root, "train", spec, None, rank) for rank in range(3)])
+    batched = BatchedTradingVecEnv(store_root, "train", 3, spec)
     dummy.seed(5)
     batched.seed(5)
     dummy.reset(), batched.reset()
@@ -162,7 +163,7 @@ def test_batch_infos_behave_like_a_list(store_root):
 
 
 def test_ppo_trains_on_the_batched_env(store_root):
-    venv = VecMonitor(make_vec_env(store_root, "train", {"window": 4, "episode_length": 16}, n_envs=4, seed=0,
+    venv = VecMonitor(make_vec_env(store_root, "train", EnvSpec(window=4, episode_length=16), n_envs=4, seed=0,
                                    vec_env="batched"))
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(256)

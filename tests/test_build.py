@@ -14,8 +14,9 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import ROOT, run_module, synthetic_ohlcv
+from helpers import ROOT, run_module, synthetic_ohlcv
 from settings import load_params
+from common import files
 from signals import build, store
 
 
@@ -39,12 +40,12 @@ def test_store_contents(market):
         assert a == manifest["max_lookback"] and c - b == purge and e - d == purge
         # The purge is the scoring horizon (+ split.extra_embargo = 0), not the lookback: the past is allowed.
         assert purge == manifest["horizon"] < manifest["max_lookback"]
-        assert manifest["symbols"][symbol]["sha256"] == store.sha256_file(Path(manifest["symbols"][symbol]["file"]))
+        assert manifest["symbols"][symbol]["sha256"] == files.sha256_file(Path(manifest["symbols"][symbol]["file"]))
     kept = [f for f in manifest["features"]]
     assert all(set(f) >= {"name", "family", "params", "scores"} for f in kept)
     for csv in ("top_signals.csv", "variant_scores.csv", "params.toml", "build_info.json"):
         assert (opened.root / csv).exists()
-    assert not list(opened.root.rglob(store.TMP_PREFIX + "*"))
+    assert not list(opened.root.rglob(files.TMP_PREFIX + "*"))
 
 
 def test_symbols_with_interleaved_calendars_are_cut_at_common_dates_recorded_in_the_manifest(market):
@@ -166,7 +167,7 @@ def test_killed_worker_is_an_error_and_rerun_computes_only_the_missing(market):
     total = 2 * opened.manifest["variants_tried"]
     assert opened.manifest["build"]["variants_computed"] == total - done_before
     assert f"{done_before} already in the store" in result.stdout
-    assert not list(market["store"].rglob(store.TMP_PREFIX + "*"))
+    assert not list(market["store"].rglob(files.TMP_PREFIX + "*"))
     for meta in variants.rglob("*.json"):
         json.loads(meta.read_text())
         assert np.load(meta.with_suffix(".npy")).shape[0] == 1500

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import signals.build
+from helpers import random_bars
 from settings import ConfigError
 from signals.catalog import (
     CATALOG,
@@ -36,18 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 
 
-def make_bars(n: int, seed: int) -> Ohlcv:
-    """Seeded random-walk bars with consistent OHLC and a few flat (h == l) bars."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0.0, 0.002, n))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, 0.004, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.004, n)))
-    flat = rng.random(n) < 0.01  # doji bars with no range: 0/0 guards must hold
-    open_[flat] = high[flat] = low[flat] = close[flat]
-    return Ohlcv(open_, high, low, close, rng.lognormal(10.0, 0.5, n))
-
-
 def perturbed_after(bars: Ohlcv, t: int, seed: int) -> Ohlcv:
     """Bars identical up to t, then a different but still consistent market."""
     rng = np.random.default_rng(seed)
@@ -67,7 +56,7 @@ def load_csv(name: str) -> Ohlcv:
 
 
 N = max_lookback() + 400
-BARS = make_bars(N, seed=5)
+BARS = random_bars(N, seed=5, flat_fraction=0.01)
 FAMILIES = sorted(CATALOG)
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_module
+from helpers import ROOT, run_module, synthetic_store, tiny_params, write_walkforward_params
 from common import executors
+from common.files import TMP_PREFIX
 from settings import load_params, replace_path
 from signals import build, store
 
@@ -104,7 +105,7 @@ def test_a_dask_worker_killed_mid_build_is_retried_and_leaves_nothing_half_writt
         assert proc.returncode == 2 and "Dask workers died" in stderr, stderr
         assert not (market["store"] / store.MANIFEST).exists()
     cluster["client"].wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
-    assert not list(market["store"].rglob(store.TMP_PREFIX + "*"))
+    assert not list(market["store"].rglob(TMP_PREFIX + "*"))
 
     result = run_module("signals.build", "--params", str(market["params"]), "--executor", "dask", "--scheduler",
                         cluster["address"], "--set", "signals.variants_per_task=1")
@@ -115,7 +116,7 @@ def test_a_dask_worker_killed_mid_build_is_retried_and_leaves_nothing_half_writt
     else:
         assert f"{done_before} already in the store" in result.stdout
         assert opened.manifest["build"]["variants_computed"] == 2 * 106 - done_before
-    assert not list(market["store"].rglob(store.TMP_PREFIX + "*"))
+    assert not list(market["store"].rglob(TMP_PREFIX + "*"))
     for meta in variants.rglob("*.json"):
         json.loads(meta.read_text())
         assert np.load(meta.with_suffix(".npy")).shape[0] == 1500
@@ -188,10 +189,9 @@ def test_workers_that_do_not_see_the_store_are_named_with_the_folder_and_its_set
 
 @pytest.mark.slow
 def test_the_walk_forward_on_dask_gives_the_local_figures(tmp_path, cluster):
-    from test_walkforward import write_params
     from trader import walkforward as wf
 
-    params = load_params(write_params(tmp_path))
+    params = load_params(write_walkforward_params(tmp_path))
     local = wf.run(params, [], run_dir=str(tmp_path / "local"), log=lambda *_: None)  # 2 fold processes
     lines: list[str] = []
     on_dask = wf.run(replace_path(params, {"walkforward.executor": "dask", "build.scheduler": cluster["address"]}),
@@ -210,7 +210,6 @@ def test_tuning_workers_on_dask_add_exactly_their_quota_to_one_study(tmp_path, c
     import optuna
     from optuna.trial import TrialState
 
-    from test_tune import synthetic_store, tiny_params
     from trader.tune import runner
     from trader.tune import storage as tune_storage
 
@@ -237,7 +236,6 @@ def test_tuning_workers_on_dask_add_exactly_their_quota_to_one_study(tmp_path, c
 
 
 def test_tuning_on_dask_refuses_a_journal_file(tmp_path):
-    from test_tune import synthetic_store, tiny_params
     from trader.tune import runner
 
     params = tiny_params(tmp_path, **{"tune.jobs": 2, "tune.executor": "dask"})

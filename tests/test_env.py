@@ -20,66 +20,15 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs import accounting
-from envs.factory import EnvFactory, env_kwargs, make_env_fn, make_vec_env
+from envs.factory import EnvFactory, make_env_fn, make_vec_env
+from envs.spec import EnvSpec
 from envs.trading_env import TradingEnv
+from helpers import make_store, one_symbol_store, run_actions
 from settings.schema import CostsConfig, EnvConfig
-from signals.store import StoreError, open_store, write_synthetic_store
+from signals.store import StoreError, open_store
 
 MODES = ("discrete", "long_only", "continuous")
 REPO = Path(__file__).resolve().parents[1]
-
-
-# ---------------------------------------------------------------- stores
-
-def make_store(root: Path, bars: dict[str, int], n_features: int = 3, seed: int = 0,
-               close: dict[str, np.ndarray] | None = None, features: dict[str, np.ndarray] | None = None,
-               splits: dict[str, dict[str, tuple[int, int]]] | None = None):
-    """A synthetic store: bounded random features, a random-walk close; splits 60/20/20 unless given."""
-    rng = np.random.default_rng(seed)
-    arrays, all_splits = {}, {}
-    for symbol, n in bars.items():
-        feats = (features or {}).get(symbol)
-        if feats is None:
-            feats = (np.tanh(rng.normal(size=(n, n_features))) * 4).astype(np.float32)
-        prices = (close or {}).get(symbol)
-        if prices is None:
-            prices = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-        arrays[symbol] = (feats, prices, np.arange(n, dtype=np.int64) * 3_600_000_000_000)
-        a, b = int(n * 0.6), int(n * 0.8)
-        all_splits[symbol] = (splits or {}).get(symbol) or {"train": (0, a), "validation": (a, b), "test": (b, n)}
-    return write_synthetic_store(root, arrays, all_splits, [f"f{i}" for i in range(feats.shape[1])])
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("store")
-    make_store(root, {"AAA": 4000, "BBB": 3000})
-    return root
-
-
-def one_symbol_store(root: Path, close: np.ndarray, n_features: int = 2) -> Path:
-    """Whole history in the train split (validation/test: empty tails are not needed by these tests)."""
-    n = len(close)
-    feats = np.zeros((n, n_features), dtype=np.float32)
-    make_store(root, {"X": n}, close={"X": np.asarray(close, dtype=np.float64)}, features={"X": feats},
-               splits={"X": {"train": (0, n), "validation": (n, n), "test": (n, n)}})
-    return root
-
-
-def run_actions(env: TradingEnv, actions, **reset_kwargs):
-    """(observations, rewards, terminated, truncated, infos) of one episode driven by `actions`."""
-    obs, info = env.reset(**reset_kwargs)
-    observations, rewards, terms, truncs, infos = [obs], [], [], [], [info]
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        rewards.append(reward)
-        terms.append(terminated)
-        truncs.append(truncated)
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return observations, rewards, terms, truncs, infos
 
 
 # ---------------------------------------------------------------- API
@@ -403,16 +352,29 @@ def test_step_before_reset_raises(store_root):
 
 # ---------------------------------------------------------------- factory
 
-def test_env_kwargs_from_config():
-    kwargs = env_kwargs(EnvConfig(window=8, reward="differential_sharpe", episode_length=64),
-                        CostsConfig(commission_bps=0.5, slippage_bps=2.0))
-    assert kwargs == {"window": 8, "action_mode": "discrete", "reward": "differential_sharpe",
-                      "normalise_reward": True, "trade_penalty": 1.0, "drawdown_penalty": 0.0, "dsr_eta": 0.01,
-                      "episode_length": 64, "commission_bps": 0.5, "half_spread_bps": 1.0, "slippage_bps": 2.0}
+def test_env_spec_from_config():
+    spec = EnvSpec.from_config(EnvConfig(window=8, reward="differential_sharpe", episode_length=64),
+                               CostsConfig(commission_bps=0.5, slippage_bps=2.0))
+    assert spec == EnvSpec(window=8, action_mode="discrete", reward="differential_sharpe", normalise_reward=True,
+                           trade_penalty=1.0, drawdown_penalty=0.0, dsr_eta=0.01, episode_length=64,
+                           commission_bps=0.5, half_spread_bps=1.0, slippage_bps=2.0, symbols=None)
+    assert EnvSpec.from_config(EnvConfig(), CostsConfig(), episode_length=None).episode_length is None
+    with pytest.raises(TypeError):
+        EnvSpec().replace(windw=3)
+
+
+def test_a_spec_and_keyword_settings_build_the_same_env(store_root):
+    spec = EnvSpec(window=4, episode_length=20, reward="differential_sharpe")
+    by_spec, by_keywords = TradingEnv(store_root, "train", spec), TradingEnv(store_root, "train", window=4,
+                                                                               episode_length=20,
+                                                                               reward="differential_sharpe")
+    assert by_spec.setup.spec == by_keywords.setup.spec
+    assert TradingEnv(store_root, "train", spec, window=6).setup.spec.window == 6  # keywords on top of the spec
+    assert np.array_equal(by_spec.reset(seed=3)[0], by_keywords.reset(seed=3)[0])
 
 
 def test_make_env_fn_is_picklable_and_carries_only_the_path(store_root):
-    fn = make_env_fn(store_root, "train", {"window": 4}, seed=5, rank=2)
+    fn = make_env_fn(store_root, "train", EnvSpec(window=4), seed=5, rank=2)
     data = pickle.dumps(fn)
     assert len(data) < 1000 and isinstance(fn, EnvFactory) and not fn.cap_threads
     env_a, env_b = pickle.loads(data)(), fn()
@@ -421,23 +383,25 @@ def test_make_env_fn_is_picklable_and_carries_only_the_path(store_root):
 
 
 def test_make_vec_env_dummy_and_errors(store_root):
-    venv = make_vec_env(store_root, "train", {"window": 4, "episode_length": 20}, n_envs=3, seed=1, vec_env="dummy")
+    venv = make_vec_env(store_root, "train", EnvSpec(window=4, episode_length=20), n_envs=3, seed=1,
+                        vec_env="dummy")
     obs = venv.reset()
     assert obs.shape == (3, 4 * 3 + 3)
     assert venv.get_attr("bar") == [TradingEnv(store_root, window=4, episode_length=20).reset(seed=1 + i)[1]["bar"]
                                     for i in range(3)]
     with pytest.raises(ValueError, match="train.vec_env"):
-        make_vec_env(store_root, "train", {}, n_envs=2, seed=0, vec_env="threads")
+        make_vec_env(store_root, "train", EnvSpec(), n_envs=2, seed=0, vec_env="threads")
     with pytest.raises(ValueError, match="env.window"):
-        make_vec_env(store_root, "test", {"window": 3000}, n_envs=2, seed=0, vec_env="subproc")
+        make_vec_env(store_root, "test", EnvSpec(window=3000), n_envs=2, seed=0, vec_env="subproc")
 
 
 def test_worker_factory_caps_threads_before_building_the_env(store_root):
     code = textwrap.dedent(f"""
         import os, torch
         from envs.factory import make_env_fn
-        assert make_env_fn({str(store_root)!r}, "train", {{}}, 0, 0).cap_threads is False  # the main process
-        make_env_fn({str(store_root)!r}, "train", {{}}, 0, 0, cap_threads=True)()
+        from envs.spec import EnvSpec
+        assert make_env_fn({str(store_root)!r}, "train", EnvSpec(), 0, 0).cap_threads is False  # the main process
+        make_env_fn({str(store_root)!r}, "train", EnvSpec(), 0, 0, cap_threads=True)()
         print(torch.get_num_threads(), os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"],
               os.environ["OPENBLAS_NUM_THREADS"], os.environ["NUMBA_NUM_THREADS"])
     """)
@@ -452,9 +416,10 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np, psutil
     from envs.factory import make_vec_env
+    from envs.spec import EnvSpec
 
     def measure(root):
-        venv = make_vec_env(root, "train", {"window": 16, "episode_length": 256}, n_envs=3, seed=0,
+        venv = make_vec_env(root, "train", EnvSpec(window=16, episode_length=256), n_envs=3, seed=0,
                             vec_env="subproc", start_method="forkserver")
         venv.reset()
         rng = np.random.default_rng(0)

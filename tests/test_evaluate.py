@@ -23,7 +23,7 @@ def store(tmp_path):
 
 @pytest.mark.parametrize("action_mode", ["discrete", "long_only", "continuous"])
 def test_report_metrics_equal_the_environment(store, action_mode):
-    from envs.factory import env_kwargs
+    from envs.spec import EnvSpec
     from envs.trading_env import TradingEnv
 
     params = replace_path(Params(), {"env.window": 4, "env.action_mode": action_mode, "costs.slippage_bps": 3.0})
@@ -36,7 +36,7 @@ def test_report_metrics_equal_the_environment(store, action_mode):
         return int(x > 0) + (1 if action_mode == "discrete" and x > 0.5 else 0)
 
     first_bar, positions = policy_positions(predict, store, params, "test", "SYN")
-    env = TradingEnv(store, "test", **(env_kwargs(params.env, params.costs) | {"episode_length": None}))
+    env = TradingEnv(store, "test", EnvSpec.from_config(params.env, params.costs, episode_length=None))
     obs, info = env.reset(seed=0)
     done = False
     while not done:

@@ -13,6 +13,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from helpers import only_run, run_module, write_params
 from trader.jax_ppo import JaxPPO, minibatch_order
 
 N_STEPS, N_ENVS = 32, 2
@@ -190,7 +191,6 @@ def test_train_learner_is_validated_like_the_other_choices():
 
 
 def learner_run(tmp_path, learner: str, *args: str):
-    from conftest import run_module
 
     result = run_module("trader.train", *args, "--set", f"train.learner={learner}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -202,7 +202,6 @@ def test_a_run_saved_under_one_learner_resumes_and_evaluates_under_the_other(tmp
     import csv
     import json
 
-    from test_train import only_run, write_params
 
     params = write_params(tmp_path)
     learner_run(tmp_path, first, "--params", str(params), "--timesteps", "256")
@@ -219,7 +218,6 @@ def test_a_run_saved_under_one_learner_resumes_and_evaluates_under_the_other(tmp
     for key in ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/clip_fraction",
                 "train/loss", "train/explained_variance", "train/n_updates", "train/clip_range"):
         assert np.isfinite(float(logged[-1][key])), key
-    from conftest import run_module
 
     again = run_module("trader.evaluate", str(run))
     assert again.returncode == 0, again.stderr[-2000:]

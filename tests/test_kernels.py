@@ -20,28 +20,11 @@ import pytest
 
 talib = pytest.importorskip("talib")
 
+from helpers import random_bars  # noqa: E402
 from signals import kernels as K  # noqa: E402
 
 N = 600
 WINDOWS = (2, 5, 14, 50)
-
-
-def make_ohlcv(n: int, seed: int, tick: float | None = None) -> dict[str, np.ndarray]:
-    """Seeded random-walk bars with consistent OHLC (high >= max(o, c), low <= min(o, c)).
-
-    ``tick`` rounds prices to a grid, which creates ties (for arg-max tie rules).
-    """
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0.0, 0.002, n))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, 0.004, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.004, n)))
-    if tick is not None:
-        open_, close = np.round(open_ / tick) * tick, np.round(close / tick) * tick
-        high = np.maximum(np.ceil(high / tick) * tick, np.maximum(open_, close))
-        low = np.minimum(np.floor(low / tick) * tick, np.minimum(open_, close))
-    volume = rng.lognormal(10.0, 0.5, n)
-    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
 class Bars(NamedTuple):
@@ -51,8 +34,8 @@ class Bars(NamedTuple):
     v: np.ndarray
 
 
-B = make_ohlcv(N, seed=7)
-H, L, C, V = B["high"], B["low"], B["close"], B["volume"]
+B = random_bars(N, seed=7)
+H, L, C, V = B.high, B.low, B.close, B.volume
 BARS = Bars(H, L, C, V)
 
 
@@ -159,8 +142,8 @@ def test_lookback_zero_kernels_match_talib() -> None:
 
 @pytest.mark.parametrize("window", WINDOWS)
 def test_aroon_ties_go_to_the_latest_bar(window: int) -> None:
-    tied = make_ohlcv(N, seed=11, tick=0.5)  # coarse prices: many equal highs and lows
-    h, lo = tied["high"], tied["low"]
+    tied = random_bars(N, seed=11, tick=0.5)  # coarse prices: many equal highs and lows
+    h, lo = tied.high, tied.low
     down, up, osc = K.aroon_nb(h, lo, window)
     assert_same((down, up), talib.AROON(h, lo, window), rtol=0.0, atol=1e-12)
     assert_same(osc, talib.AROONOSC(h, lo, window), rtol=0.0, atol=1e-12)
@@ -177,7 +160,7 @@ def test_leading_nans_are_skipped_like_talib(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["sma", "ema", "rsi", "adx", "atr", "cci", "macd", "max", "stddev", "mfi"])
 def test_window_longer_than_data_gives_all_nan(name: str) -> None:
-    short = {k: v[:20] for k, v in B.items()}
+    short = {k: v[:20] for k, v in B._asdict().items()}
     h, lo, c, v = short["high"], short["low"], short["close"], short["volume"]
     out = {
         "sma": lambda: K.sma_nb(c, 30), "ema": lambda: K.ema_nb(c, 30), "rsi": lambda: K.rsi_nb(c, 20),

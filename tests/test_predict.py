@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_module
+from helpers import only_run, run_module, write_params
 
 pytestmark = pytest.mark.slow  # every test here uses the session's trained run (about 30 s once)
 
@@ -73,7 +73,6 @@ def test_from_inside_the_warm_up_and_too_short_files_are_errors(trained_run, tmp
 
 @pytest.mark.parametrize("mode", ["long_only", "continuous"])
 def test_the_replay_matches_the_report_in_the_other_action_modes(tmp_path, mode):
-    from test_train import only_run, write_params
 
     result = run_module("trader.train", "--params", str(write_params(tmp_path)), "--set", f'env.action_mode="{mode}"',
                         "--set", "train.do_no_harm=false")  # the model, not flat: its positions are replayed

@@ -11,15 +11,7 @@ import pytest
 
 from envs import accounting
 from envs.trading_env import TradingEnv
-from test_env import make_store, one_symbol_store, run_actions
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory):
-    """test_env's store: two symbols of random-walk closes with 1 % per bar."""
-    root = tmp_path_factory.mktemp("store")
-    make_store(root, {"AAA": 4000, "BBB": 3000})
-    return root
+from helpers import one_symbol_store, run_actions
 
 
 def test_differential_sharpe_follows_moody_saffell(store_root):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from trader.selection import SELECTION_FILE, choose, read_selection
+from trader.runinfo import read_selection
+from trader.selection import SELECTION_FILE, choose
 
 
 def summary(sharpe: float, low: float, high: float) -> dict:

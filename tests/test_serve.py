@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, run_module
+from helpers import ROOT, run_module
 
 pytestmark = pytest.mark.slow  # every test here uses the session's trained run (about 30 s once)
 

@@ -12,43 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_module, small_grid_toml, write_market
-
-TRAIN_SETTINGS = """
-[env]
-window = 4
-episode_length = 128
-
-[ppo]
-n_steps = 64
-batch_size = 64
-n_epochs = 2
-net_arch = [32, 32]
-
-[train]
-n_envs = 2
-vec_env = "dummy"
-timesteps = 512
-checkpoint_every = 128
-eval_every = 256
-random_baseline_seeds = 2
-"""
-
-
-def write_params(tmp: Path, momentum: float = 0.0, n: int = 1500, extra: str = "") -> Path:
-    paths = write_market(tmp / "data", {"AAA": 1, "BBB": 2}, n=n, momentum=momentum)
-    params = tmp / "params.toml"
-    params.write_text(f"[data]\npaths = {paths!r}\n\n[build]\nout = '{tmp / 'store'}'\nworkers = 2\n\n"
-                      f"[signals]\nvariants_per_task = 8\n\n" + TRAIN_SETTINGS.replace(
-                          "[train]", f"[train]\nrun_dir = '{tmp / 'runs'}'") + extra + "\n" + small_grid_toml())
-    return params
-
-
-def only_run(tmp: Path) -> Path:
-    runs = sorted((tmp / "runs").iterdir())
-    assert len(runs) == 1, runs
-    return runs[0]
-
+from helpers import ROOT, only_run, run_module, write_params
 
 def test_train_end_to_end_writes_every_output(tmp_path):
     params = write_params(tmp_path)

@@ -9,86 +9,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
-import optuna
 import psutil
 import pytest
 from optuna.trial import FixedTrial, TrialState
 
-from conftest import ROOT
+from helpers import FIXED, TUNE_SPLITS, load, run_quiet, synthetic_store, tiny_params
 from settings import Params, load_params, replace_path, to_toml
 from signals.build import store_cache_key
-from signals.store import sha256_file, write_manifest, write_synthetic_store
-from trader.tune import objective, runner, summary
-from trader.tune import storage as tune_storage
+from common.files import sha256_file
+from trader.tune import objective, summary
 from trader.tune.__main__ import main as tune_main
 from trader.tune.space import sample_params
-
-DATA = [str(ROOT / "data" / "FOREX_EURUSD_1H_ASK.csv"), str(ROOT / "data" / "STOCKS_GOOGL.csv")]
-SPLITS = {"train": (20, 350), "validation": (370, 480), "test": (500, 600)}
-FINAL = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-POSTGRES_URL = os.environ.get("TRADER_TEST_POSTGRES_URL", "postgresql://trader:trader@127.0.0.1:5432/trader")
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 # ---------------------------------------------------------------- fixtures
 
-def tiny_params(tmp: Path, **extra: object) -> Params:
-    """Bundled data paths (for the cache key), a store and tune.out under tmp, budgets of a few rollouts."""
-    values = {
-        "data.paths": DATA, "build.out": str(tmp / "store"), "tune.out": str(tmp / "tune"),
-        "env.window": 4, "env.episode_length": 64, "train.vec_env": "dummy", "train.n_envs": 2,
-        "ppo.n_steps": 32, "ppo.batch_size": 32,
-        "tune.fast.n_envs": 1, "tune.fast.n_epochs": 1, "tune.fast.timesteps": 128, "tune.timesteps": 128,
-        "tune.evaluations": 2, "tune.iterations": 2, "tune.study_name": "tiny",
-        "tune.n_steps_pow2": [5, 5], "tune.batch_size_pow2": [4, 5], "tune.net_width_pow2": [3, 4],
-        "tune.n_epochs": [1, 3], "tune.window": [4], "tune.horizon": [1, 2],
-    }
-    values.update(extra)
-    return replace_path(load_params(ROOT / "parameters.toml"), values)
-
-
-def synthetic_store(params: Params, seed: int = 0, cache_key: str | None = None) -> Path:
-    """2 symbols x 600 hourly bars at params.build.out; test rows (500..600) of prices and features are NaN."""
-    rng = np.random.default_rng(seed)
-    symbols = {}
-    for name in ("AAA", "BBB"):
-        n = 600
-        close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-        features = rng.normal(0.0, 1.0, (n, 4)).astype(np.float32)
-        close[SPLITS["test"][0]:] = np.nan
-        features[SPLITS["test"][0]:] = np.nan
-        hour = 3_600_000_000_000
-        timestamps = np.datetime64("2020-01-01", "ns").astype(np.int64) + np.arange(n, dtype=np.int64) * hour
-        symbols[name] = (features, close, timestamps)
-    key = store_cache_key(params) if cache_key is None else cache_key
-    opened = write_synthetic_store(params.build.out, symbols, {s: SPLITS for s in symbols},
-                                   [f"f{i}(x)" for i in range(4)], cache_key=key)
-    # Training-split scores per feature, as a real build writes them (evaluation's best-signal baseline reads them).
-    manifest = {k: v for k, v in opened.manifest.items() if k != "format"}
-    manifest["features"] = [{**f, "scores": {"rank_ic": 0.01 * (i + 1)}} for i, f in enumerate(manifest["features"])]
-    write_manifest(opened.root, manifest)
-    return opened.root
-
-
-def load(params: Params) -> optuna.Study:
-    storage = tune_storage.open_storage(tune_storage.storage_spec(params))
-    return optuna.load_study(study_name=params.tune.study_name, storage=storage)
-
-
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     return {str(p.relative_to(root)): (p.stat().st_mtime_ns, sha256_file(p)) for p in sorted(root.rglob("*"))
             if p.is_file()}
-
-
-def run_quiet(params: Params, fast: bool = True, **kwargs) -> list[str]:
-    lines: list[str] = []
-    runner.run_study(params, fast=fast, log=lines.append, **kwargs)
-    return lines
 
 
 @pytest.fixture
@@ -106,13 +47,6 @@ def fake_build(monkeypatch) -> list[Params]:
 
     monkeypatch.setattr(signals.build, "build", build)
     return calls
-
-
-FIXED = {"n_steps_pow2": 7, "batch_size_pow2": 9, "net_width_pow2": 5, "learning_rate": 3e-4, "n_epochs": 4,
-         "one_minus_gamma": 0.01, "one_minus_gae_lambda": 0.05, "clip_range": 0.2, "ent_coef": 1e-3,
-         "window": 8, "reward": "differential_sharpe", "trade_penalty": 1.5, "keep_per_family": 2,
-         "max_correlation": 0.8, "horizon": 2}
-"""Fixed values of every searched parameter (tests/test_tune_space.py, best_params round trip)."""
 
 
 # ---------------------------------------------------------------- fast mode and the store
@@ -343,7 +277,7 @@ def test_the_validation_result_is_validation_scores_figure_with_the_moments_of_i
         assert set(symbols) == {"AAA", "BBB"}
         for name, figures in symbols.items():
             start, stop = figures["bars"]
-            assert SPLITS["validation"][0] <= start and stop <= SPLITS["validation"][1]
+            assert TUNE_SPLITS["validation"][0] <= start and stop <= TUNE_SPLITS["validation"][1]
             assert figures["n"] == stop - start - 1  # returns between consecutive bars
             assert figures["periods_per_year"] == pytest.approx(store.symbol(name).periods_per_year)
             assert math.isfinite(figures["skewness"]) and figures["kurtosis"] >= 1.0

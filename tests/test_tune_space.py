@@ -7,9 +7,8 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial
 
-from conftest import ROOT
+from helpers import FIXED, ROOT, tiny_params
 from settings import ConfigError, TuneConfig, load_params, replace_path
-from test_tune import FIXED, tiny_params
 from trader.tune import runner
 from trader.tune import storage as tune_storage
 from trader.tune.space import sample_params, trial_params

@@ -16,9 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import ROOT, run_module
+from helpers import FINAL, POSTGRES_URL, ROOT, load, run_module, run_quiet, synthetic_store, tiny_params
 from settings import Params, to_toml
-from test_tune import FINAL, POSTGRES_URL, load, run_quiet, synthetic_store, tiny_params
 from trader.tune import storage as tune_storage
 
 

@@ -5,49 +5,14 @@ from __future__ import annotations
 
 import json
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_module, small_grid_toml, write_market
+from helpers import run_module, write_walkforward_params
 
 from settings import load_params, replace_path
 from trader import walkforward as wf
-
-TINY = """
-[env]
-window = 4
-episode_length = 128
-
-[ppo]
-n_steps = 64
-batch_size = 64
-n_epochs = 1
-net_arch = [16, 16]
-
-[train]
-n_envs = 2
-vec_env = "dummy"
-timesteps = 128
-checkpoint_every = 128
-eval_every = 128
-random_baseline_seeds = 2
-run_dir = '{runs}'
-
-[walkforward]
-folds = 2
-workers = 2
-"""
-
-
-def write_params(tmp: Path, n: int = 1500) -> Path:
-    paths = write_market(tmp / "data", {"AAA": 1, "BBB": 2}, n=n)
-    params = tmp / "params.toml"
-    params.write_text(f"[data]\npaths = {paths!r}\n\n[build]\nout = '{tmp / 'store'}'\nworkers = 2\n\n"
-                      f"[signals]\nvariants_per_task = 8\n" + TINY.format(runs=tmp / "runs") + small_grid_toml())
-    return params
-
 
 def interleaved_timestamps() -> dict[str, np.ndarray]:
     """An hourly symbol inside a daily one's span: the common calendar is mostly the hourly bars."""
@@ -94,7 +59,7 @@ def test_a_folds_selection_never_reads_its_validation_or_test_bars(tmp_path, win
     """Garbage in every bar from a fold's validation start on changes none of its selected features or scores."""
     from signals.build import build
 
-    params = replace_path(load_params(write_params(tmp_path)), {"walkforward.window": window})
+    params = replace_path(load_params(write_walkforward_params(tmp_path)), {"walkforward.window": window})
     base = build(params, log=lambda *_: None)
     _, folds = wf.base_layout(base, params)
     fold = folds[1]
@@ -146,7 +111,7 @@ def test_stitch_puts_each_test_slice_once_in_order_and_refuses_overlaps():
 
 @pytest.mark.slow
 def test_walkforward_end_to_end_through_the_cli_and_serial_equals_parallel(tmp_path):
-    params_file = write_params(tmp_path)
+    params_file = write_walkforward_params(tmp_path)
     result = run_module("trader.walkforward", "--params", str(params_file), "--run-dir", str(tmp_path / "wf2"),
                         "--set", "train.vec_env=dummy")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -182,7 +147,7 @@ def test_walkforward_end_to_end_through_the_cli_and_serial_equals_parallel(tmp_p
 
 
 def test_a_layout_that_does_not_fit_stops_through_the_cli_before_any_fold_trains(tmp_path):
-    params_file = write_params(tmp_path)
+    params_file = write_walkforward_params(tmp_path)
     result = run_module("trader.walkforward", "--params", str(params_file), "--folds", "40",
                         "--run-dir", str(tmp_path / "wf"))
     assert result.returncode == 2, result.stderr[-2000:]

@@ -45,8 +45,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from common.files import save_json
+from envs.accounting import backtest
 from envs.trading_env import ACTION_POSITIONS, DEFAULT_FEATURE_BOUND, N_STATE, TIME_SCALE, UNREALISED_SCALE
+from settings import Params
 from signals.catalog import CATALOG, Ohlcv, compute_variants
+from signals.store import Store
 
 AGENT_FILE = "agent.json"
 AGENT_FORMAT = 1
@@ -144,7 +148,7 @@ class AgentSpec:
 def as_bars(bars: Any) -> tuple[np.ndarray, Ohlcv]:
     """(timestamps as int64 ns, Ohlcv) from a DataFrame (a time column, see TIME_COLUMNS, or a datetime index), a
     `signals.data.Bars`, or a mapping of arrays (`time`, `open`, `high`, `low`, `close`, `volume`)."""
-    import pandas as pd
+    import pandas as pd  # here, not at the top: a deployed agent given arrays never pays pandas' 0.7 s import
 
     if isinstance(bars, pd.DataFrame):
         frame = bars.rename(columns=lambda c: str(c).lower())
@@ -253,7 +257,7 @@ class Policy:
             probs = [0.0] * len(self.spec.positions)
             probs[flat] = 1.0
             return flat, tuple(probs)
-        import torch
+        import torch  # here, not at the top: a flat agent (do-no-harm) decides without torch's 2.5 s import
 
         policy = self.model.policy
         with torch.no_grad():  # SB3's actor, without get_distribution: it keeps the last one in a shared object
@@ -309,7 +313,7 @@ class Agent:
         name, why = select_model(run_dir)
         model = None
         if name is not None:
-            from stable_baselines3 import PPO
+            from stable_baselines3 import PPO  # here: only an agent with a model pays SB3's and torch's import
 
             model = PPO.load(run_dir / name, device=device)
             expected = spec.window * len(spec.features) + N_STATE
@@ -357,8 +361,6 @@ class Agent:
     def replay(self, times: np.ndarray, bars: Ohlcv, start: int | None = None) -> dict[str, np.ndarray]:
         """Paper trading bar by bar from bar index `start` (default: the first with enough bars), flat
         before it: times, positions and equity (before each bar's trade, net of the run's costs)."""
-        from envs.accounting import backtest
-
         start = self.min_bars - 1 if start is None else int(start)
         self.check_bars(start + 1)
         state: AgentState | None = None
@@ -400,10 +402,8 @@ def measurement_starts(train: tuple[int, int], count: int = 3) -> list[int]:
     return sorted({int(s) for s in np.linspace(stop // 16, stop // 4, count)})
 
 
-def write_agent_spec(run_dir: Path, store: Any, params: Any) -> AgentSpec:
+def write_agent_spec(run_dir: Path, store: Store, params: Params) -> AgentSpec:
     """Measure each selected feature's history on the training split and write `agent.json`."""
-    from signals.store import save_json
-
     features, symbols = [], {}
     missing = [s for s in store.symbols if not (Path(store.root) / s / "ohlcv.npy").exists()]
     if missing:

@@ -13,10 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from signals.store import atomic_path, save_json
+from tqdm import tqdm
+
+from common.files import atomic_path, save_json
 
 LATEST = "latest.json"
 
@@ -163,8 +166,6 @@ class ProgressCallback(BaseCallback):
         self._started = 0.0
 
     def _on_training_start(self) -> None:
-        from tqdm import tqdm
-
         self._start_steps = self.model.num_timesteps
         self._started = time.perf_counter()
         self._bar = tqdm(total=self.total, initial=self._start_steps, unit="step", file=sys.stderr,
@@ -199,13 +200,9 @@ class EpisodeStatsCallback(BaseCallback):
         self._ended: list[tuple[float, int, float, float]] = []
 
     def _on_training_start(self) -> None:
-        import numpy as np
-
         self._lengths = np.zeros(self.training_env.num_envs, dtype=np.int64)
 
     def _on_step(self) -> bool:
-        import numpy as np
-
         self._lengths += 1
         dones = self.locals["dones"]
         if dones.any():

@@ -11,30 +11,40 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.policies import BaseModel
 
 from envs.accounting import backtest
-from envs.trading_env import flat_action
+from envs.spec import EnvSpec
+from envs.trading_env import TradingEnv, flat_action
+from settings import ConfigError, Params, load_params
+from signals.cache import store_cache_key
+from signals.store import Store, StoreError, open_store
 from trader import baselines, bootstrap
+from trader.agent import AgentError, write_agent_spec
 from trader.metrics import mean_metrics, performance
+from trader.predict import write_test_positions
+from trader.report import write_report
+from trader.runinfo import read_selection
 
 COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
 
 
 # ---------------------------------------------------------------- positions of each strategy
 
-def policy_positions(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str,
+def policy_positions(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str,
                      symbol: str) -> tuple[int, np.ndarray]:
     """(first decision bar, positions) of a policy run over the whole split of one symbol."""
-    from envs.factory import env_kwargs
-    from envs.trading_env import TradingEnv
-
-    kwargs = env_kwargs(params.env, params.costs) | {"episode_length": None}
-    env = TradingEnv(store, split, symbols=[symbol], **kwargs)
+    env = TradingEnv(store, split, EnvSpec.from_config(params.env, params.costs, episode_length=None,
+                                                       symbols=[symbol]))
     obs, info = env.reset(seed=params.train.seed)
     first_bar = int(info["bar"])
     positions = []
@@ -58,11 +68,6 @@ class DeterministicPolicy:
     """
 
     def __init__(self, model: Any) -> None:
-        import numpy as np
-        import torch
-        from gymnasium import spaces
-        from stable_baselines3.common.policies import BaseModel
-
         self.policy = model.policy
         self.space = model.action_space
         if not isinstance(self.space, (spaces.Discrete, spaces.Box)):
@@ -99,7 +104,7 @@ def random_positions(n: int, action_mode: str, seed: int) -> np.ndarray:
     return baselines.random_policy(baselines.BaselineBars(n, np.zeros(n), 1.0, action_mode, seed))
 
 
-def best_signal(store: Any) -> tuple[int, str, float]:
+def best_signal(store: Store) -> tuple[int, str, float]:
     """(column, name, direction) of the kept feature with the best training score (selection order)."""
     return baselines.best_signal_column(store.manifest)
 
@@ -126,7 +131,7 @@ def strategy_result(close: np.ndarray, first_bar: int, positions: np.ndarray, co
     return metrics, result["equity"], result["net_returns"]
 
 
-def evaluate_symbol(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str, symbol: str
+def evaluate_symbol(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str, symbol: str
                     ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
     """Agent and baselines on one symbol's split: metrics, equity curves and net returns per bar."""
     data = store.symbol(symbol)
@@ -156,7 +161,7 @@ def evaluate_symbol(predict: Callable[[np.ndarray], Any], store: Any, params: An
     return result, curves, returns
 
 
-def evaluate_policy(predict: Callable[[np.ndarray], Any], store: Any, params: Any, split: str,
+def evaluate_policy(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str,
                     intervals: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """{agent, agent_costs, baselines} averaged over symbols, plus per-symbol results and curves.
 
@@ -192,7 +197,7 @@ def add_intervals(summary: dict[str, Any], returns: dict[str, dict[str, np.ndarr
     summary["interval_level"] = bootstrap.LEVEL
 
 
-def validation_score(model: Any, store: Any, params: Any) -> float:
+def validation_score(model: Any, store: Store, params: Params) -> float:
     """The agent's annualised Sharpe on the validation split, net of costs, averaged over symbols."""
     summary, _ = evaluate_policy(model_predictor(model), store, params, "validation", intervals=False)
     return float(summary["agent"]["sharpe"])
@@ -202,22 +207,18 @@ def validation_score(model: Any, store: Any, params: Any) -> float:
 
 def load_run_model(run_dir: Path, device: str = "cpu") -> tuple[Any, str]:
     """The best validation model when there is one, else the final model."""
-    from stable_baselines3 import PPO
-
     for name in ("best_model.zip", "model.zip"):
         if (run_dir / name).exists():
             return PPO.load(run_dir / name, device=device), name
     raise FileNotFoundError(f"{run_dir} has neither best_model.zip nor model.zip; did the run finish?")
 
 
-def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") -> tuple[dict[str, Any], Any]:
+def evaluate_run(run_dir: Path, store: Store, params: Params, split: str = "test") -> tuple[dict[str, Any], Any]:
     """The report of a run's selected policy on `split`: what report.json holds.
 
     When do-no-harm selection chose flat (trader.selection), the agent's figures are flat's, and the best
     checkpoint's are shown beside them under `not_selected`.
     """
-    from trader.selection import read_selection
-
     model, name = load_run_model(run_dir)
     selection = read_selection(run_dir)
     selected = selection["selected"] if selection else "model"
@@ -242,13 +243,28 @@ def evaluate_run(run_dir: Path, store: Any, params: Any, split: str = "test") ->
     return report, curves
 
 
-def open_run_store(run_dir: Path, params: Any) -> Any:
+def report_run(run_dir: Path, store: Store, params: Params, log: Any = print, split: str = "test",
+               name: str = "report.json") -> dict[str, Any]:
+    """Evaluate the run's selected policy on `split`, write report.json and equity.png, print the table.
+
+    On the test split also agent.json and test_positions.csv: what trader.agent needs to run without the
+    store, and the replay's reference.
+    """
+    report, curves = evaluate_run(run_dir, store, params, split)
+    write_report(run_dir, report, curves, log=log, name=name)
+    if split == "test":
+        try:
+            spec = write_agent_spec(run_dir, store, params)
+        except AgentError as exc:  # the run and its report stand; only the deployable agent is missing
+            log(f"agent.json not written: {exc}")
+            return report
+        log(f"agent: {run_dir / 'agent.json'} (decisions need {spec.min_bars} bars); "
+            f"test positions: {write_test_positions(run_dir, store, params)}")
+    return report
+
+
+def open_run_store(run_dir: Path, params: Params) -> Store:
     """The store the run was trained on: same cache key and, byte for byte, the same manifest."""
-    import json
-
-    from signals.build import store_cache_key
-    from signals.store import StoreError, open_store
-
     store = open_store(params.build.out, expected_key=store_cache_key(params))
     record = run_dir / "run.json"
     trained_on = json.loads(record.read_text()).get("store_manifest_sha256") if record.exists() else None
@@ -260,10 +276,6 @@ def open_run_store(run_dir: Path, params: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from settings import ConfigError, load_params
-    from signals.store import StoreError
-    from trader.report import write_report
-
     parser = argparse.ArgumentParser(prog="python -m trader.evaluate", description="Re-run a saved run's evaluation.")
     parser.add_argument("run_dir", help="a run directory written by python -m trader.train")
     parser.add_argument("--split", choices=("test", "validation"), default="test")
@@ -272,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = load_params(run_dir / "params.toml")
         store = open_run_store(run_dir, params)
-        write_report(run_dir, store, params, split=args.split,
+        report_run(run_dir, store, params, split=args.split,
                      name="report.json" if args.split == "test" else f"report_{args.split}.json")
     except (ConfigError, StoreError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from common.files import save_text
+from envs.accounting import backtest
+from envs.spec import EnvSpec
+from envs.trading_env import TradingEnv
+from settings import Params
+from signals.catalog import Ohlcv
+from signals.data import load_bars
+from signals.store import Store
 from trader.agent import Agent, AgentError, iso
 
 POSITIONS_FILE = "test_positions.csv"
@@ -39,8 +48,6 @@ def position_rows(symbol: str, times: np.ndarray, positions: np.ndarray, equity:
 
 def write_rows(path: Path | None, rows: Iterable[list[str]]) -> None:
     """The rows under COLUMNS, to `path` (atomically) or stdout."""
-    import io
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -48,25 +55,20 @@ def write_rows(path: Path | None, rows: Iterable[list[str]]) -> None:
     if path is None:
         sys.stdout.write(buffer.getvalue())
     else:
-        from signals.store import save_text
-
         save_text(Path(path), buffer.getvalue())
 
 
 # ---------------------------------------------------------------- the report's reference positions
 
-def env_positions(agent: Agent, store: Any, params: Any, symbol: str, split: str = "test"
+def env_positions(agent: Agent, store: Store, params: Params, symbol: str, split: str = "test"
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(bar indices, positions) of the agent's policy run through TradingEnv over a split of the store.
 
     As trader.evaluate runs a policy, plus the decision at the split's last bar (observed, never traded
     by the environment): the decision a live agent would act on next.
     """
-    from envs.factory import env_kwargs
-    from envs.trading_env import TradingEnv
-
-    kwargs = env_kwargs(params.env, params.costs) | {"episode_length": None}
-    env = TradingEnv(store, split, symbols=[symbol], **kwargs)
+    env = TradingEnv(store, split, EnvSpec.from_config(params.env, params.costs, episode_length=None,
+                                                       symbols=[symbol]))
     obs, info = env.reset(seed=params.train.seed)
     bars, positions, done = [int(info["bar"])], [], False
     while True:
@@ -81,10 +83,8 @@ def env_positions(agent: Agent, store: Any, params: Any, symbol: str, split: str
     return np.asarray(bars), np.asarray(positions)
 
 
-def write_test_positions(run_dir: Path, store: Any, params: Any) -> Path:
+def write_test_positions(run_dir: Path, store: Store, params: Params) -> Path:
     """RUN_DIR/test_positions.csv: the test split's positions and equity, every symbol, the run's costs."""
-    from envs.accounting import backtest
-
     agent = Agent.load(run_dir)
     rows: list[list[str]] = []
     for symbol in store.symbols:
@@ -136,8 +136,6 @@ def last_decisions(agent: Agent, files: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from signals.data import load_bars
-
     args = parse_args(argv)
     try:
         agent = Agent.load(args.run_dir)
@@ -145,8 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.all:
             decisions = last_decisions(agent, files)
             if args.out:
-                from signals.store import save_text
-
                 save_text(args.out, "".join(json.dumps(d) + "\n" for d in decisions))
             else:
                 for d in decisions:
@@ -165,8 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ohlcv(bars: Any) -> Any:
-    from signals.catalog import Ohlcv
-
     return Ohlcv(bars.open, bars.high, bars.low, bars.close, bars.volume)
 
 

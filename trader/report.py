@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from signals.store import save_json
+from common.files import save_json
+from trader.metrics import drawdown_series
 
 TABLE_COLUMNS = (("total_return", "total", "{:+.2%}"), ("annualised_return", "annual", "{:+.2%}"),
                  ("sharpe", "sharpe", "{:+.2f}"), ("sortino", "sortino", "{:+.2f}"),
@@ -56,12 +57,12 @@ def plot_equity(path: Path, curves: Mapping[str, Mapping[str, tuple[np.ndarray, 
 
     curves: {symbol: {strategy: (timestamps_ns, equity)}}.
     """
+    # Imported here, not at the top: matplotlib takes about 0.8 s to import (measured on the 2-core machine),
+    # and trader.evaluate, which every tuning trial's process imports, imports this module but never plots there.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from trader.metrics import drawdown_series
 
     symbols = list(curves)
     fig, axes = plt.subplots(2, len(symbols), figsize=(7 * len(symbols), 6), squeeze=False,
@@ -85,31 +86,20 @@ def plot_equity(path: Path, curves: Mapping[str, Mapping[str, tuple[np.ndarray, 
     plt.close(fig)
 
 
-def write_report(run_dir: Path, store: Any, params: Any, log: Any = print, split: str = "test",
-                 name: str = "report.json") -> dict[str, Any]:
-    """Evaluate the run's best model on `split`, write report.json and equity.png, print the table."""
-    from trader.evaluate import evaluate_run
+def write_report(run_dir: Path, report: Mapping[str, Any], curves: Mapping[str, Mapping[str, Any]],
+                 log: Callable[[str], None] = print, name: str = "report.json") -> None:
+    """Write a finished report (trader.evaluate.evaluate_run's) as `name` and its equity plot, print the table.
 
-    report, curves = evaluate_run(run_dir, store, params, split)
+    Pure rendering: the report and its curves ({symbol: {strategy: (timestamps_ns, equity)}}) are given.
+    """
+    split = report["split"]
     save_json(run_dir / name, report)
     plot_equity(run_dir / ("equity.png" if split == "test" else f"equity_{split}.png"), curves,
                 f"{split} split, {report['model']}")
     log(f"\n{split} split ({', '.join(report['symbols'])}; metrics averaged over symbols; "
-        f"costs {params.costs.total_bps:g} bps per unit traded):")
+        f"costs {report['costs_bps']:g} bps per unit traded):")
     log(format_table(table_rows(report[split])))
     for line in interval_lines(report[split]):
         log(line)
     log(f"selected policy: {report['model']} ({report['selection_reason']})")
     log(f"report: {run_dir / name}")
-    if split == "test":  # what trader.agent needs to run without the store, and the replay's reference
-        from trader.agent import AgentError, write_agent_spec
-        from trader.predict import write_test_positions
-
-        try:
-            spec = write_agent_spec(run_dir, store, params)
-        except AgentError as exc:  # the run and its report stand; only the deployable agent is missing
-            log(f"agent.json not written: {exc}")
-            return report
-        log(f"agent: {run_dir / 'agent.json'} (decisions need {spec.min_bars} bars); "
-            f"test positions: {write_test_positions(run_dir, store, params)}")
-    return report

@@ -1,15 +1,17 @@
-"""What every run writes beside its outputs: parameters, command, hashes, versions, seed, cost."""
+"""A training run's directory: its name, its run record's store fields (common.provenance writes the record),
+and its selection record (trader.selection writes it; trader.evaluate reads it)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from settings import Params, to_toml
-from common.provenance import package_versions
-from signals.store import Store, save_json, save_text
+from settings import Params
+from signals.store import Store
+
+SELECTION_FILE = "best_model.json"
 
 
 def new_run_dir(parent: str | Path, seed: int) -> Path:
@@ -23,25 +25,25 @@ def new_run_dir(parent: str | Path, seed: int) -> Path:
     return path
 
 
-def write_run_record(run_dir: Path, params: Params, command: Sequence[str], store: Store,
-                     extra: Mapping[str, Any] | None = None) -> None:
-    """params.toml (resolved, loadable with --params) and run.json (command, hashes, versions, seed)."""
-    save_text(run_dir / "params.toml", to_toml(params))
-    save_json(run_dir / "run.json", {
-        "command": list(command),
-        "seed": params.train.seed,
-        "store": str(store.root),
-        "store_manifest_sha256": store.manifest_hash,
-        "store_cache_key": store.manifest.get("cache_key"),
-        "data_sha256": {s: info.get("sha256") for s, info in store.manifest["symbols"].items()},
-        "versions": package_versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **(extra or {}),
-    })
+def store_fields(store: Store | None) -> dict[str, Any]:
+    """The store a run read: its path, manifest hash and cache key (None each without one)."""
+    return {
+        "store": str(store.root) if store is not None else None,
+        "store_manifest_sha256": store.manifest_hash if store is not None else None,
+        "store_cache_key": store.manifest.get("cache_key") if store is not None else None,
+    }
 
 
-def update_run_record(run_dir: Path, values: Mapping[str, Any]) -> None:
-    path = run_dir / "run.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record.update(values)
-    save_json(path, record)
+def training_fields(params: Params, store: Store) -> dict[str, Any]:
+    """run.json's fields of a training run (train and each walk-forward fold): seed, store, data hashes."""
+    return {"seed": params.train.seed, **store_fields(store),
+            "data_sha256": {s: info.get("sha256") for s, info in store.manifest["symbols"].items()}}
+
+
+def read_selection(run_dir: Path) -> dict[str, Any] | None:
+    """The run's selection record, or None for a run without one (trained before do-no-harm existed)."""
+    path = Path(run_dir) / SELECTION_FILE
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if "selected" in record else None

@@ -14,9 +14,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from signals.store import save_json
-
-SELECTION_FILE = "best_model.json"
+from common.files import save_json
+from settings import Params
+from signals.store import Store
+from trader.evaluate import evaluate_policy, load_run_model, model_predictor
+from trader.runinfo import SELECTION_FILE
 
 
 def choose(validation: dict[str, Any], do_no_harm: bool) -> tuple[str, str]:
@@ -33,19 +35,8 @@ def choose(validation: dict[str, Any], do_no_harm: bool) -> tuple[str, str]:
                     f"{figures} does not lie above 0)")
 
 
-def read_selection(run_dir: Path) -> dict[str, Any] | None:
-    """The run's selection record, or None for a run without one (trained before do-no-harm existed)."""
-    path = Path(run_dir) / SELECTION_FILE
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return record if "selected" in record else None
-
-
-def select_policy(run_dir: Path, store: Any, params: Any, log: Callable[[str], None] = print) -> dict[str, Any]:
+def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score the best checkpoint on validation with its interval, choose it or flat, write best_model.json."""
-    from trader.evaluate import evaluate_policy, load_run_model, model_predictor
-
     model, name = load_run_model(run_dir)
     validation, _ = evaluate_policy(model_predictor(model), store, params, "validation")
     selected, reason = choose(validation, params.train.do_no_harm)

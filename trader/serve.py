@@ -40,8 +40,11 @@ from typing import Any, Sequence
 import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+import uvicorn
 from starlette.concurrency import run_in_threadpool
 
+from common.files import replace_durably
+from signals.catalog import Ohlcv
 from trader.agent import Agent, AgentError, AgentState, Decision, iso
 
 TOKEN_ENV = "TRADER_SERVE_TOKEN"
@@ -181,17 +184,7 @@ class Service:
     @staticmethod
     def _rewrite(path: Path, record: dict[str, Any]) -> None:
         """Replace the journal by one record: written and fsynced beside it, then renamed over it."""
-        tmp = path.with_suffix(".jsonl.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(json.dumps(record).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash
-        finally:
-            os.close(directory)
+        replace_durably(path, json.dumps(record).encode() + b"\n")
 
     def _append(self, symbol: str, record: dict[str, Any]) -> None:
         """One line, flushed and fsynced; on failure the file is cut back to what it was."""
@@ -251,8 +244,6 @@ class Service:
 
     def _decide(self, book: Book, bars: list[tuple]) -> tuple[AgentState | None, dict[str, Any] | None]:
         """Every new bar with enough history decided in turn, as predict --all does; the state after the newest."""
-        from signals.catalog import Ohlcv
-
         rows = np.asarray(list(book.bars) + bars, dtype=np.float64)
         times = rows[:, 0].astype(np.int64)
         ohlcv = Ohlcv(*(np.ascontiguousarray(rows[:, i]) for i in range(1, 6)))
@@ -357,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"or ${TOKEN_ENV}", file=sys.stderr)
         return 2
     try:
-        import torch
+        import torch  # here, not at the top: a bad --host or token is refused before torch's 2.5 s import
 
         torch.set_num_threads(1)  # one decision is a tiny MLP: threads only contend with the requests'
         agent = Agent.load(args.run_dir)
@@ -366,8 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AgentError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     print(f"trader.serve: {args.run_dir} ({agent.selection}; decisions need {agent.min_bars} bars) on "
           f"http://{args.host}:{args.port} (API at /docs), state in {service.state_dir}, "
           f"{len(service.books)} symbol(s) restored", flush=True)

@@ -7,12 +7,31 @@ Reads top to bottom: arguments -> parameters -> signal store -> run directory ->
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from settings import ConfigError, Params, add_params_arguments, params_from_cli, replace_path
+import numpy as np
+from tqdm import tqdm
+
+import signals.build
+from common.files import save_json, save_text
+from common.provenance import now, update_run_record, write_run_record
+from common.resources import TreeMemory, available_cores
+from envs.spec import EnvSpec
+from settings import ConfigError, Params, add_params_arguments, params_from_cli, replace_path, to_toml
+from signals.build import BuildError, expand_data_paths
+from signals.cache import store_cache_key
+from signals.store import Store, StoreError, open_store
+from signals.threads import limit_loaded_pools
+from trader.runinfo import new_run_dir, training_fields
+
+# torch, stable-baselines3, JAX and the modules that import them (envs.factory, trader.callbacks, trader.evaluate,
+# trader.jax_ppo, trader.policy, trader.selection) are imported in the functions that use them, not here: together
+# they take 4-5 s to import (measured on the 2-core machine), which `--help` or a bad `--set` would wait for.
 
 # ---------------------------------------------------------------- arguments and parameters
 
@@ -41,8 +60,6 @@ def resolve_params(args: argparse.Namespace) -> Params:
         params_file = Path(args.resume) / "params.toml"
         if not params_file.exists():
             raise ConfigError(f"--resume {args.resume}: no params.toml there; is it a run directory?")
-    from signals.build import expand_data_paths
-
     return params_from_cli(params_file, args.overrides, {
         "data.paths": expand_data_paths(args.data) if args.data else None, "train.n_envs": args.n_envs,
         "train.timesteps": args.timesteps, "train.vec_env": args.vec_env, "train.seed": args.seed,
@@ -51,13 +68,11 @@ def resolve_params(args: argparse.Namespace) -> Params:
 
 # ---------------------------------------------------------------- the signal store
 
-def prepare_store(params: Params, no_build: bool, log: Any = print) -> Any:
+def prepare_store(params: Params, no_build: bool, log: Any = print) -> Store:
     """The store for these parameters: built (or brought up to date) through signals.build's cached path."""
-    from signals import build, store
-
     if no_build:
-        return store.open_store(params.build.out, expected_key=build.store_cache_key(params))
-    return build.build(params, log=log)
+        return open_store(params.build.out, expected_key=store_cache_key(params))
+    return signals.build.build(params, log=log)  # looked up at the call: tests replace it
 
 
 # ---------------------------------------------------------------- environments and model
@@ -74,9 +89,9 @@ def learner_device(choice: str) -> str:
 
 
 def make_training_env(params: Params, store_root: Path, n_envs: int, seed: int, vec_env: str) -> Any:
-    from envs.factory import env_kwargs, make_vec_env
+    from envs.factory import make_vec_env
 
-    return make_vec_env(store_root, "train", env_kwargs(params.env, params.costs), n_envs=n_envs, seed=seed,
+    return make_vec_env(store_root, "train", EnvSpec.from_config(params.env, params.costs), n_envs=n_envs, seed=seed,
                         vec_env=vec_env, start_method=params.train.start_method,
                         timeout_s=params.train.worker_timeout_s)
 
@@ -92,8 +107,6 @@ def ppo_kwargs(params: Params) -> dict[str, Any]:
 def configure_learner(threads: int) -> None:
     """The learner process: `threads` threads for torch and NumPy's BLAS, no per-call distribution checks."""
     import torch
-
-    from signals.threads import limit_loaded_pools
 
     limit_loaded_pools(threads)
     from trader.jax_ppo import limit_xla_threads
@@ -140,7 +153,7 @@ def load_checkpoint(run_dir: Path, env: Any, device: str, log: Any, learner: str
 
 # ---------------------------------------------------------------- learning
 
-def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> dict[str, Any]:
+def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any) -> dict[str, Any]:
     """model.learn with checkpoints, validation and progress; Ctrl-C saves a checkpoint and re-raises."""
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
@@ -178,23 +191,17 @@ def learn(model: Any, params: Params, run_dir: Path, store: Any, log: Any) -> di
 
 def log_line(message: str = "") -> None:
     """print that does not tear the progress bar."""
-    from tqdm import tqdm
-
     tqdm.write(message, file=sys.stdout)
 
 
 def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build: bool = False,
         log: Any = log_line) -> Path:
     """Train (or resume) one run and write its report; returns the run directory."""
-    from common.resources import TreeMemory
-
     started = time.perf_counter()
     with TreeMemory() as memory:  # the whole run: build pool, env workers, learner and report
         run_dir, stats, report = _train_and_report(params, argv, resume, no_build, log)
-    from trader.runinfo import update_run_record
-
     update_run_record(run_dir, {
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.perf_counter() - started, 2),
+        "finished": now(), "wall_seconds": round(time.perf_counter() - started, 2),
         "steps_per_second": round(stats["steps_per_second"], 1), "num_timesteps": stats["num_timesteps"],
         "best_validation_sharpe": stats["best_validation_sharpe"], "best_step": stats["best_step"],
         "peak_memory_mib": round(memory.peak_bytes / 2**20, 1), "test_sharpe": report["test"]["agent"]["sharpe"],
@@ -205,9 +212,7 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
 def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, no_build: bool,
                       log: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     from envs.factory import preload_forkserver
-    from common.resources import available_cores
-    from trader.report import write_report
-    from trader.runinfo import new_run_dir, update_run_record, write_run_record
+    from trader.evaluate import report_run
     from trader.selection import select_policy
 
     configure_learner(params.train.torch_threads)
@@ -220,7 +225,7 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
         update_run_record(run_dir, {"resumed": [*_previous_resumes(run_dir), command]})
     else:
         run_dir = new_run_dir(params.train.run_dir, params.train.seed)
-        write_run_record(run_dir, params, command, store)
+        write_run_record(run_dir, params, command, training_fields(params, store))
     cores = available_cores()
     device = learner_device(params.train.device)
     log(f"run directory: {run_dir}")
@@ -238,13 +243,11 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
     finally:
         env.close()
     select_policy(run_dir, store, params, log)
-    report = write_report(run_dir, store, params, log=log)
+    report = report_run(run_dir, store, params, log=log)
     return run_dir, stats, report
 
 
 def _previous_resumes(run_dir: Path) -> list[Any]:
-    import json
-
     record = run_dir / "run.json"
     return json.loads(record.read_text()).get("resumed", []) if record.exists() else []
 
@@ -255,8 +258,6 @@ def stop_on_sigint() -> None:
     A command started in the background by a non-interactive shell (`python -m trader.train &` in a
     script, CI, nohup) inherits SIGINT ignored; `kill -INT` must still stop it with a checkpoint.
     """
-    import signal
-
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
@@ -278,9 +279,6 @@ def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: 
     Each run's params.toml holds its own seed and no `train.seeds`, so `--resume` and `trader.evaluate`
     treat it as the single run it is. Returns the parent directory.
     """
-    from settings import to_toml
-    from signals.store import save_json, save_text
-
     parent = new_parent_dir(params.train.run_dir, "seeds")
     save_text(parent / "params.toml", to_toml(params))
     runs: list[Path] = []
@@ -296,10 +294,6 @@ def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: 
 
 def seeds_report(run_dirs: Sequence[Path]) -> dict[str, Any]:
     """Each seed's test Sharpe (with its interval), turnover and selected policy; their mean and spread."""
-    import json
-
-    import numpy as np
-
     rows = []
     for run_dir in run_dirs:
         report = json.loads((Path(run_dir) / "report.json").read_text())
@@ -336,9 +330,6 @@ def format_seeds(report: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from signals.build import BuildError
-    from signals.store import StoreError
-
     stop_on_sigint()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)

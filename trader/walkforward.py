@@ -32,7 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
+from common.files import save_json
+from common.provenance import update_run_record, write_run_record
+from common.resources import TreeMemory, available_cores
 from settings import (
     EXECUTORS,
     ConfigError,
@@ -41,6 +45,26 @@ from settings import (
     params_from_cli,
     replace_path,
 )
+from signals.build import BuildError, expand_data_paths
+from signals.splits import calendar, check_sizes, cut_calendar, iso
+from signals.store import Store, StoreError
+from signals.threads import cap_thread_env
+from trader.metrics import mean_metrics, performance
+from trader.report import plot_equity
+from trader.runinfo import training_fields
+from trader.train import (
+    configure_learner,
+    learn,
+    learner_device,
+    make_training_env,
+    new_model,
+    new_parent_dir,
+    prepare_store,
+)
+
+# envs.factory, trader.evaluate and trader.selection (stable-baselines3 and torch, 2.5 s to import: measured on the
+# 2-core machine) and matplotlib (0.8 s) are imported in the functions that use them, not here: `--help`, a bad
+# `--set` and a layout that does not fit answer without them.
 
 WALKFORWARD_FILE = "walkforward.json"
 FOLD_MEMORY_BYTES = 3 * 2**29
@@ -70,8 +94,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def resolve_params(args: argparse.Namespace) -> Params:
     """parameters.toml, then --set, then the dedicated flags (which win)."""
-    from signals.build import expand_data_paths
-
     return params_from_cli(args.params, args.overrides, {
         "data.paths": expand_data_paths(args.data) if args.data else None, "walkforward.folds": args.folds,
         "walkforward.window": args.window, "walkforward.workers": args.workers,
@@ -93,8 +115,6 @@ class Fold:
 
     def split_overrides(self) -> dict[str, str]:
         """The fold as `split.*` settings, which the build turns into the same cuts."""
-        from signals.splits import iso
-
         return {"split.start": "" if self.start is None else iso(self.start),
                 "split.train_end": iso(self.train_end), "split.validation_end": iso(self.validation_end),
                 "split.end": "" if self.end is None else iso(self.end)}
@@ -103,8 +123,6 @@ class Fold:
 def fold_layout(timestamps: Mapping[str, np.ndarray], *, warmup: int, purge: int, folds: int, test: float,
                 validation: float, window: str) -> list[Fold]:
     """K consecutive folds on the common calendar (see the module docstring); sizes are not checked here."""
-    from signals.splits import calendar, cut_calendar
-
     days = calendar(timestamps, warmup)
     n = len(days)
     size = n * test / folds
@@ -129,8 +147,6 @@ def fold_layout(timestamps: Mapping[str, np.ndarray], *, warmup: int, purge: int
 
 def fold_cuts(timestamps: Mapping[str, np.ndarray], fold: Fold, *, warmup: int, purge: int) -> Any:
     """The fold's `signals.splits.Cuts`: exactly the bar ranges its build uses."""
-    from signals.splits import cut_calendar
-
     return cut_calendar(timestamps, [fold.train_end, fold.validation_end], warmup=warmup, purge=purge,
                         start=fold.start, end=fold.end)
 
@@ -138,8 +154,6 @@ def fold_cuts(timestamps: Mapping[str, np.ndarray], fold: Fold, *, warmup: int, 
 def check_folds(timestamps: Mapping[str, np.ndarray], folds: Sequence[Fold], params: Params, *, warmup: int,
                 purge: int) -> None:
     """Every fold's splits are long enough for every symbol; else a ValueError naming fold, symbol and knobs."""
-    from signals.splits import check_sizes
-
     wf = params.walkforward
     knobs = (f"walkforward.folds={wf.folds}, walkforward.test={wf.test}, walkforward.validation={wf.validation} "
              f"or walkforward.min_bars={wf.min_bars} (window {wf.window})")
@@ -199,12 +213,8 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     `times` ({symbol: the bar time each return is realised at}) of its test slice, for stitching.
     """
     from envs.factory import preload_forkserver
-    from signals.store import save_json
     from trader.evaluate import evaluate_run
-    from trader.report import plot_equity
-    from trader.runinfo import write_run_record
     from trader.selection import select_policy
-    from trader.train import configure_learner, prepare_store
 
     started = time.perf_counter()
     params, run_dir = task.params, Path(task.fold_dir)
@@ -213,7 +223,7 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     configure_learner(params.train.torch_threads)
     preload_forkserver()
     store = prepare_store(params, no_build=False, log=log)  # scoring and selection on the fold's training bars
-    write_run_record(run_dir, params, task.command, store, {"fold": task.fold.index + 1})
+    write_run_record(run_dir, params, task.command, training_fields(params, store), extra={"fold": task.fold.index + 1})
     stats = _train(params, run_dir, store, log)
     selection = select_policy(run_dir, store, params, log)
     validation, _ = evaluate_run(run_dir, store, params, "validation")
@@ -231,10 +241,8 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
             "returns": returns, "times": times}
 
 
-def _train(params: Params, run_dir: Path, store: Any, log: Callable[[str], None]) -> dict[str, Any]:
+def _train(params: Params, run_dir: Path, store: Store, log: Callable[[str], None]) -> dict[str, Any]:
     """trader.train's environments, model and learning loop, in the fold's run directory."""
-    from trader.train import learn, learner_device, make_training_env, new_model
-
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
     try:
         return learn(new_model(params, env, learner_device(params.train.device)), params, run_dir, store, log)
@@ -256,7 +264,7 @@ def _summary(split_report: Mapping[str, Any]) -> dict[str, Any]:
         "per_symbol_bars": {s: r["bars"] for s, r in split_report["per_symbol"].items()}}
 
 
-def test_returns(report: Mapping[str, Any], curves: Mapping[str, Any], store: Any, params: Params
+def test_returns(report: Mapping[str, Any], curves: Mapping[str, Any], store: Store, params: Params
                  ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """Per symbol, each strategy's net returns on the test slice, and the time each is realised at.
 
@@ -303,7 +311,6 @@ def fold_pool(params: Params, workers: int, out: Path) -> Any:
     as a training run does). A fold that fails lets the running ones finish: a killed fold would orphan its
     environment processes."""
     from common.executors import open_pool
-    from signals.threads import cap_thread_env
 
     variants = Path(params.build.variants_dir or Path(params.build.out) / "variants").resolve()
     return open_pool(params.walkforward.executor, workers=workers, start_method=params.train.start_method,
@@ -330,7 +337,6 @@ def oos_summary(results: Sequence[Mapping[str, Any]], periods_per_year: Mapping[
                 ) -> dict[str, Any]:
     """Metrics of the stitched test returns (mean over symbols), bootstrap intervals, P(agent beats each)."""
     from trader.evaluate import add_intervals
-    from trader.metrics import mean_metrics, performance
 
     returns, times = stitch(results)
     symbols = list(returns)
@@ -360,8 +366,6 @@ def _turnover(results: Sequence[Mapping[str, Any]], name: str) -> float:
 
 
 def _iso(ns: int) -> str:
-    from signals.splits import iso
-
     return iso(int(ns))
 
 
@@ -432,22 +436,15 @@ def format_oos(oos: Mapping[str, Any]) -> str:
 def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Callable[[str], None] = print
         ) -> dict[str, Any]:
     """The whole walk-forward: base store, layout, folds in a pool, summary and outputs; returns walkforward.json."""
-    from common.resources import TreeMemory, available_cores
-    from signals.store import save_json
-    from trader.runinfo import update_run_record, write_run_record
-    from trader.train import new_parent_dir, prepare_store
-
     started = time.perf_counter()
     base = prepare_store(params, no_build=False, log=log)  # every variant, once, for the whole series
     _, folds = base_layout(base, params)
     out = Path(run_dir) if run_dir else new_parent_dir(params.train.run_dir, "walkforward")
     out.mkdir(parents=True, exist_ok=True)
     command = (sys.executable, "-m", "trader.walkforward", *argv)
-    write_run_record(out, params, command, base)
+    write_run_record(out, params, command, training_fields(params, base))
     tasks = [FoldTask(f, fold_params(params, f, out / f"fold_{f.index + 1}"), str(out / f"fold_{f.index + 1}"),
                       command) for f in folds]
-    import psutil
-
     workers = fold_workers(params.walkforward.workers, len(tasks), available_cores(),
                            psutil.virtual_memory().available)
     log(f"walk-forward: {len(tasks)} {params.walkforward.window} folds, {workers} at a time (logs: "
@@ -474,9 +471,6 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from signals.build import BuildError
-    from signals.store import StoreError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:

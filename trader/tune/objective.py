@@ -21,7 +21,8 @@ import torch
 
 import signals.build
 from settings import ConfigError, Params, replace_path, to_toml
-from signals.store import Store, StoreError, open_store, save_json, save_text
+from common.files import save_json, save_text
+from signals.store import Store, StoreError, open_store
 from trader.callbacks import save_model_atomically
 from trader.evaluate import evaluate_policy, model_predictor
 from trader.stats import return_moments, sharpe_standard_error

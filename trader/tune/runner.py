@@ -14,14 +14,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import optuna
 
-from settings import ConfigError, Params, replace_path, to_dict, to_toml
-from common.provenance import package_versions
-from signals.store import Store, save_json, save_text, sha256_json
-from trader.runinfo import update_run_record
+from settings import ConfigError, Params, replace_path, to_dict
+from common.files import sha256_json
+from common.provenance import now, update_run_record, write_run_record
+from signals.store import Store
+from trader.runinfo import store_fields
 from trader.train import configure_learner
 from trader.tune import Log
 from trader.tune.objective import Objective, base_store_if_any, base_variants_dir, open_fast_store
@@ -54,12 +55,9 @@ def check_continuation(study: optuna.Study, params: Params, fast: bool, log: Log
             f"started with; trials before and after are not comparable")
 
 
-def write_run_record(out_dir: Path, params: Params, fast: bool, spec: str, store: Store | None, trials_before: int,
-                     argv: Sequence[str]) -> None:
-    """params.toml (resolved) and run.json (command, versions, storage, store manifest hash) of this invocation."""
-    save_text(out_dir / "params.toml", to_toml(params))
-    save_json(out_dir / "run.json", {
-        "command": [sys.executable, "-m", "trader.tune", *argv],
+def tune_fields(params: Params, fast: bool, spec: str, store: Store | None, trials_before: int) -> dict[str, Any]:
+    """run.json's fields of this invocation: mode, study, storage, trial count, the store it read."""
+    return {
         "cwd": str(Path.cwd()),
         "mode": "fast" if fast else "full",
         "study_name": params.tune.study_name,
@@ -67,13 +65,9 @@ def write_run_record(out_dir: Path, params: Params, fast: bool, spec: str, store
         "iterations": params.tune.iterations,
         "jobs": params.tune.jobs,
         "trials_before": trials_before,
-        "store": str(store.root) if store is not None else None,
-        "store_manifest_sha256": store.manifest_hash if store is not None else None,
-        "store_cache_key": store.manifest.get("cache_key") if store is not None else None,
+        **store_fields(store),
         "objective": "annualised Sharpe net of costs on the validation split, mean over symbols and seeds",
-        "versions": package_versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    }
 
 
 # ---------------------------------------------------------------- workers
@@ -223,7 +217,8 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
     if stale:
         log(f"marked {len(stale)} trial(s) left RUNNING by a stopped worker as FAILED: {stale}")
     trials_before = len(study.trials)
-    write_run_record(out_dir, params, fast, spec, store, trials_before, argv)
+    write_run_record(out_dir, params, [sys.executable, "-m", "trader.tune", *argv],
+                     tune_fields(params, fast, spec, store, trials_before))
 
     quotas = split_quota(params.tune.iterations, params.tune.jobs)
     log(f"study {params.tune.study_name!r} in {masked(spec)}: {trials_before} trial(s) so far, adding "
@@ -244,7 +239,7 @@ def run_study(params: Params, fast: bool, argv: Sequence[str] = (), timeout: flo
 
     study = optuna.load_study(study_name=params.tune.study_name, storage=open_storage(spec, params.tune))
     summary = summarize(study, params, out_dir, log)
-    update_run_record(out_dir, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    update_run_record(out_dir, {"finished": now(),
                                 "wall_seconds": round(time.perf_counter() - started, 2),
                                 "failed_workers": sorted(dead), **summary})
     if dead:

@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from settings import Params, TuneConfig, replace_path, to_toml
-from signals.store import save_text
+from common.files import save_text
 from trader.stats import deflated_sharpe, expected_max_sharpe
 from trader.tune import Log
 from trader.tune.space import budget_changes, sample_params
