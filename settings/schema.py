@@ -42,7 +42,7 @@ class DataConfig:
     """Market data files, one symbol per file (CSV or Parquet), relative to the working directory."""
     format: str = "auto"
     """File format: auto (detected), plain, dayfirst, index, mt5 or parquet."""
-    mirror: bool = False
+    mirror: bool = True
     """Train also on each symbol's mirror image (prices inverted): no direction is learnt from the period alone."""
 
     def __post_init__(self) -> None:
