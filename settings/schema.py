@@ -54,7 +54,7 @@ class DataConfig:
     """Market data files, one symbol per file (CSV or Parquet), relative to the working directory."""
     format: str = "auto"
     """File format: auto (detected), plain, dayfirst, index, mt5 or parquet."""
-    mirror: bool = False
+    mirror: bool = True
     """Train also on each symbol's mirror image (prices inverted): no direction is learnt from the period alone."""
 
     def __post_init__(self) -> None:
@@ -125,6 +125,8 @@ class SignalsConfig:
     """Most variants kept per indicator family."""
     max_correlation: float = 0.7
     """A variant whose |correlation| with one already kept exceeds this is dropped."""
+    max_features: int = 0
+    """Most variants kept in all (the best-scored first); 0: no cap beyond keep_per_family."""
     variants_per_task: int = 16
     """Parameter variants computed by one pool task (family x chunk x symbol)."""
     score_backend: str = "jax"
@@ -138,6 +140,7 @@ class SignalsConfig:
         require(self.horizon >= 1, "horizon", f"must be >= 1 bar (got {self.horizon})")
         require(self.keep_per_family >= 1, "keep_per_family", f"must be >= 1 (got {self.keep_per_family})")
         require_fraction(self.max_correlation, "max_correlation", open_low=True)
+        require(self.max_features >= 0, "max_features", f"must be >= 0, 0 for no cap (got {self.max_features})")
         require(self.variants_per_task >= 1, "variants_per_task", f"must be >= 1 (got {self.variants_per_task})")
         require_choice(self.score_backend, ("jax", "numpy"), "score_backend")
         for family, grid in self.families.items():

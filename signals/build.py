@@ -205,7 +205,8 @@ def select(matrices: dict[str, np.ndarray], inputs: dict[str, SymbolInput], plan
     families = [family for family, _ in plan.variants]
     return select_variants(train_rows, scores, families, start=0, stop=len(train_rows),
                            keep_per_family=params.signals.keep_per_family,
-                           max_correlation=params.signals.max_correlation)
+                           max_correlation=params.signals.max_correlation,
+                           max_features=params.signals.max_features)
 
 
 # ---------------------------------------------------------------- writing the store

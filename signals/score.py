@@ -412,6 +412,7 @@ def select_variants(
     stop: int,
     keep_per_family: int,
     max_correlation: float,
+    max_features: int = 0,
 ) -> list[int]:
     """Greedy, family-capped, decorrelated selection of variant columns.
 
@@ -419,7 +420,8 @@ def select_variants(
     families (ties: lower column index first). A candidate is kept when its
     score is finite, its family has fewer than ``keep_per_family`` kept, and
     its absolute Pearson correlation over rows ``[start, stop)`` (rows finite
-    in both) with every already-kept column is ``<= max_correlation``.
+    in both) with every already-kept column is ``<= max_correlation``. The walk stops once
+    ``max_features`` columns are kept (0: no such cap).
     Only rows ``[start, stop)`` of ``features`` are read.
 
     Returns:
@@ -438,7 +440,7 @@ def select_variants(
     kept: list[int] = []
     per_family: dict[str, int] = {}
     for j in order:
-        if not np.isfinite(sel[j]):
+        if not np.isfinite(sel[j]) or (max_features and len(kept) >= max_features):
             break  # -inf scores sort last; nothing after is keepable
         fam = families[j]
         if per_family.get(fam, 0) >= keep_per_family:

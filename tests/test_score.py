@@ -159,6 +159,14 @@ def test_select_drops_duplicated_column():
     assert kept == [0, 3, 2, 5, 1, 4]  # best first, duplicate (6) dropped
 
 
+def test_select_max_features_keeps_the_best_scored_first():
+    feats = corr_features()
+    scores = {"rank_ic": np.array([0.5, 0.1, 0.2, 0.3, 0.05, 0.15, 0.45])}
+    args = dict(start=0, stop=200, keep_per_family=10, max_correlation=0.95)
+    assert select_variants(feats, scores, ["a"] * 7, max_features=3, **args) == [0, 3, 2]
+    assert select_variants(feats, scores, ["a"] * 7, max_features=0, **args) == [0, 3, 2, 5, 1, 4]
+
+
 def test_select_respects_keep_per_family_and_skips_nan():
     feats = corr_features()
     scores = {"rank_ic": np.array([0.5, -0.4, 0.3, np.nan, 0.2, 0.1, 0.45])}

@@ -8,19 +8,19 @@ import numpy as np
 
 from signals import kernels as K
 from signals.families.base import Below, Families, Ohlcv, Whole
-from signals.families.transforms import W_LONG, W_SHORT, WINDOW_2, lb_vol, ma_dist, vol_scaled, vol_window
+from signals.families.transforms import W_LONG, W_SHORT, W_TREND, WINDOW_2, lb_vol, ma_dist, vol_scaled, vol_window
 
 FAMILIES = Families()
 
 
 @FAMILIES.define("sma_dist", "tanh(2 log(close/SMA) / (sigma sqrt(w))): close versus its simple moving average",
-                 {"window": W_LONG}, lookback=lb_vol, domain={"window": WINDOW_2})
+                 {"window": W_TREND}, lookback=lb_vol, domain={"window": WINDOW_2})
 def _sma_dist(bars: Ohlcv, window: int) -> np.ndarray:
     return ma_dist(bars, K.sma_nb(bars.close, int(window)), int(window))
 
 
 @FAMILIES.define("ema_dist", "close versus its EMA (TA-Lib seeding), in random-walk units of the window",
-                 {"window": W_LONG}, lookback=lb_vol, domain={"window": WINDOW_2})
+                 {"window": W_TREND}, lookback=lb_vol, domain={"window": WINDOW_2})
 def _ema_dist(bars: Ohlcv, window: int) -> np.ndarray:
     return ma_dist(bars, K.ema_nb(bars.close, int(window)), int(window))
 

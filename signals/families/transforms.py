@@ -28,6 +28,8 @@ EPS = 1e-12
 # (lookback + horizon), so grids stop near 128 bars: a daily series keeps usable validation and test splits.
 W_LONG = (2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 18, 20, 24, 28, 32, 38, 44, 50, 60, 70, 80, 90, 100)
 # For indicators whose lookback is 2-3x the window (DEMA, TEMA, TRIX, ADX): up to 42.
+# The close against its SMA or EMA also over the slow windows a trend follower uses (up to 400 bars).
+W_TREND = W_LONG + (150, 200, 300, 400)
 W_SHORT = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 18, 20, 22, 24, 26, 28, 30, 34, 38, 42)
 # Statistics that are degenerate on 2-4 points (correlation, CCI, z-scores).
 W_STAT = (5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 24, 28, 32, 36, 40, 46, 52, 60, 68, 76, 84, 92, 100)
