@@ -30,7 +30,8 @@ def test_store_contents(market):
     manifest = opened.manifest
     assert set(opened.symbols) == {"AAA", "BBB"}
     assert manifest["variants_tried"] >= 30 and 0 < manifest["variants_selected"] <= manifest["variants_tried"]
-    assert manifest["build"]["variants_computed"] == 2 * manifest["variants_tried"]
+    # every symbol and its mirror image (data.mirror, on by default) has every variant computed
+    assert manifest["build"]["variants_computed"] == len(opened.training_symbols) * manifest["variants_tried"] == 4 * 106
     for symbol in opened.symbols:
         data = opened.symbol(symbol)
         assert isinstance(data.features, np.memmap) and data.features.dtype == np.float32
@@ -73,7 +74,9 @@ def test_symbols_with_interleaved_calendars_are_cut_at_common_dates_recorded_in_
 def test_per_symbol_calendar_is_used_only_when_asked_for(market):
     opened = build_quiet(market["params"], 'split.calendar="per_symbol"')
     assert opened.manifest["split"]["calendar"] == "per_symbol"
-    assert set(opened.manifest["split"]["dates_per_symbol"]) == {"AAA", "BBB"}
+    dates = opened.manifest["split"]["dates_per_symbol"]
+    assert set(dates) == {"AAA", "BBB", "AAA~mirror", "BBB~mirror"}  # data.mirror is on by default
+    assert dates["AAA~mirror"] == dates["AAA"] and dates["BBB~mirror"] == dates["BBB"]
 
 
 def test_unchanged_rerun_does_nothing_and_force_recomputes(market):
@@ -83,7 +86,7 @@ def test_unchanged_rerun_does_nothing_and_force_recomputes(market):
     again = build.build(params, log=lines.append)
     assert "up to date" in lines[0] and again.manifest == first.manifest
     forced = build_quiet(market["params"], force=True)
-    assert forced.manifest["build"]["variants_computed"] == 2 * forced.manifest["variants_tried"]
+    assert forced.manifest["build"]["variants_computed"] == 4 * forced.manifest["variants_tried"]
     assert forced.manifest["features"] == first.manifest["features"]
 
 
@@ -164,7 +167,7 @@ def test_killed_worker_is_an_error_and_rerun_computes_only_the_missing(market):
     result = run_module("signals.build", "--params", str(market["params"]), "--set", "signals.variants_per_task=1")
     assert result.returncode == 0, result.stderr
     opened = store.open_store(market["store"])
-    total = 2 * opened.manifest["variants_tried"]
+    total = len(opened.training_symbols) * opened.manifest["variants_tried"]
     assert opened.manifest["build"]["variants_computed"] == total - done_before
     assert f"{done_before} already in the store" in result.stdout
     assert not list(market["store"].rglob(files.TMP_PREFIX + "*"))
