@@ -31,7 +31,8 @@ def test_store_contents(market):
     assert set(opened.symbols) == {"AAA", "BBB"}
     assert manifest["variants_tried"] >= 30 and 0 < manifest["variants_selected"] <= manifest["variants_tried"]
     # every symbol and its mirror image (data.mirror, on by default) has every variant computed
-    assert manifest["build"]["variants_computed"] == len(opened.training_symbols) * manifest["variants_tried"] == 4 * 106
+    computed = manifest["build"]["variants_computed"]
+    assert computed == len(opened.training_symbols) * manifest["variants_tried"] == 4 * 106
     for symbol in opened.symbols:
         data = opened.symbol(symbol)
         assert isinstance(data.features, np.memmap) and data.features.dtype == np.float32
