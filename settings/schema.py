@@ -276,6 +276,8 @@ class TrainConfig:
     """Start method of SubprocVecEnv workers; forkserver and spawn are safe with torch and JAX loaded."""
     do_no_harm: bool = True
     """Stay flat unless the best checkpoint's validation Sharpe interval lies above 0."""
+    beyond_drift: bool = True
+    """Do-no-harm also asks the interval of its Sharpe beyond the validation period's drift to lie above 0."""
     seeds: tuple[int, ...] = ()
     """Seeds to train one run each (under one parent directory, with a combined report); empty: train.seed only."""
 
