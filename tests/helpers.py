@@ -197,7 +197,7 @@ def only_run(tmp: Path) -> Path:
     return runs[0]
 
 
-# ---------------------------------------------------------------- a tiny tuning study
+# ---------------------------------------------------------------- a tiny walk-forward (2 folds)
 
 WALKFORWARD_SETTINGS = """
 [env]
@@ -234,6 +234,8 @@ def write_walkforward_params(tmp: Path, n: int = 1500) -> Path:
                       + small_grid_toml())
     return params
 
+
+# ---------------------------------------------------------------- a tiny tuning study
 
 TUNE_DATA = [str(ROOT / "data" / "FOREX_EURUSD_1H_ASK.csv"), str(ROOT / "data" / "STOCKS_GOOGL.csv")]
 TUNE_SPLITS = {"train": (20, 350), "validation": (370, 480), "test": (500, 600)}
