@@ -20,9 +20,8 @@ from envs.batched import BatchedTradingVecEnv
 from envs.spec import EnvSpec
 from envs.subproc import WatchedSubprocVecEnv
 from envs.trading_env import TradingEnv
+from settings.choices import VEC_ENVS
 from signals.threads import cap_threads
-
-VEC_ENVS = ("subproc", "dummy", "batched")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ is the symbol's per-bar volatility of log returns on the training split (`Tradin
 Both forms do the same operations in the same order, so the batched env reproduces the single env bit for
 bit (tested for every registered reward).
 
-To add a reward: write its three functions here and add one `Reward` to `REWARDS`; the config's choice
-list (`env.reward`), both environments and the tests pick it up from there.
+To add a reward: write its three functions here, add one `Reward` to `REWARDS`, and its name to
+`settings.choices.REWARDS` (the config sits below envs and cannot import this; a test checks the two
+agree); both environments and the tests pick it up from there.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from gymnasium import spaces
 from envs import accounting
 from envs.rewards import DSR_MIN_VARIANCE, REWARDS, training_volatility  # noqa: F401 (re-exported)
 from envs.spec import EnvSpec, resolve_spec
+from settings.choices import ACTION_MODES
 from signals.store import SPLITS, Store, open_store
 
-ACTION_MODES = ("discrete", "long_only", "continuous")
 ACTION_POSITIONS: Mapping[str, tuple[float, ...]] = {"discrete": (-1.0, 0.0, 1.0), "long_only": (0.0, 1.0)}
 """Position of each discrete action: discrete 0/1/2 = short/flat/long; long_only 0/1 = flat/long."""
 

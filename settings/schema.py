@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from settings.choices import (ACTION_MODES, DATA_FORMATS, DEVICES, EXECUTORS, LEARNERS, PRUNERS, REWARDS,
+                              SCORE_BACKENDS, SPLIT_CALENDARS, START_METHODS, VEC_ENVS, WALKFORWARD_WINDOWS)
+
 
 class FieldError(ValueError):
     """A bad value for one field; the loader adds the section path."""
@@ -32,7 +35,6 @@ def require_choice(value: str, choices: tuple[str, ...], key: str) -> None:
     require(value in choices, key, f"must be one of {', '.join(choices)} (got {value!r})")
 
 
-EXECUTORS = ("process", "dask")
 """Where independent jobs run (common.executors): local worker processes, or a Dask cluster."""
 _SCHEDULER = re.compile(r"^[a-z][a-z0-9+]*://[^\s/:]+(:\d+)?$")
 
@@ -59,10 +61,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         require(len(self.paths) > 0, "paths", "needs at least one data file")
-        require_choice(self.format, ("auto", "plain", "dayfirst", "index", "mt5", "parquet"), "format")
+        require_choice(self.format, DATA_FORMATS, "format")
 
 
-SPLIT_CALENDARS = ("common", "per_symbol")
 """How split dates are placed: the same for every symbol, or each symbol on its own bars (signals.splits)."""
 
 
@@ -142,7 +143,7 @@ class SignalsConfig:
         require_fraction(self.max_correlation, "max_correlation", open_low=True)
         require(self.max_features >= 0, "max_features", f"must be >= 0, 0 for no cap (got {self.max_features})")
         require(self.variants_per_task >= 1, "variants_per_task", f"must be >= 1 (got {self.variants_per_task})")
-        require_choice(self.score_backend, ("jax", "numpy"), "score_backend")
+        require_choice(self.score_backend, SCORE_BACKENDS, "score_backend")
         for family, grid in self.families.items():
             require(isinstance(grid, dict), f"families.{family}", "must be a table of param = [values]")
             for param, values in grid.items():
@@ -172,7 +173,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         require(self.workers >= 0, "workers", f"must be >= 0 (got {self.workers})")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
-        require_choice(self.start_method, ("forkserver", "spawn"), "start_method")
+        require_choice(self.start_method, START_METHODS, "start_method")
         require(self.task_timeout_s > 0, "task_timeout_s", f"must be > 0 (got {self.task_timeout_s})")
         require_choice(self.executor, EXECUTORS, "executor")
         require_scheduler(self.scheduler, "scheduler")
@@ -199,8 +200,8 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         require(self.window >= 1, "window", f"must be >= 1 (got {self.window})")
-        require_choice(self.action_mode, ("discrete", "long_only", "continuous"), "action_mode")
-        require_choice(self.reward, ("log_return", "differential_sharpe"), "reward")
+        require_choice(self.action_mode, ACTION_MODES, "action_mode")
+        require_choice(self.reward, REWARDS, "reward")
         require(self.drawdown_penalty >= 0, "drawdown_penalty", f"must be >= 0 (got {self.drawdown_penalty})")
         require(self.trade_penalty >= 0, "trade_penalty", f"must be >= 0 (got {self.trade_penalty})")
         require(0 < self.dsr_eta < 1, "dsr_eta", f"must be in (0, 1) (got {self.dsr_eta})")
@@ -283,17 +284,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         require(self.n_envs >= 1, "n_envs", f"must be >= 1 (got {self.n_envs})")
-        require_choice(self.vec_env, ("subproc", "dummy", "batched"), "vec_env")
+        require_choice(self.vec_env, VEC_ENVS, "vec_env")
         require(self.timesteps >= 1, "timesteps", f"must be >= 1 (got {self.timesteps})")
-        require_choice(self.device, ("auto", "cpu", "cuda"), "device")
+        require_choice(self.device, DEVICES, "device")
         require(self.torch_threads >= 1, "torch_threads", f"must be >= 1 (got {self.torch_threads})")
-        require_choice(self.learner, ("sb3", "jax"), "learner")
+        require_choice(self.learner, LEARNERS, "learner")
         require(self.checkpoint_every >= 1, "checkpoint_every", f"must be >= 1 (got {self.checkpoint_every})")
         require(self.eval_every >= 1, "eval_every", f"must be >= 1 (got {self.eval_every})")
         require(self.random_baseline_seeds >= 1, "random_baseline_seeds",
                 f"must be >= 1 (got {self.random_baseline_seeds})")
         require(self.worker_timeout_s > 0, "worker_timeout_s", f"must be > 0 (got {self.worker_timeout_s})")
-        require_choice(self.start_method, ("forkserver", "spawn"), "start_method")
+        require_choice(self.start_method, START_METHODS, "start_method")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", f"must not repeat a seed (got {list(self.seeds)})")
 
 
@@ -310,7 +311,7 @@ class TuneFastConfig:
 
     def __post_init__(self) -> None:
         require(self.n_envs >= 1, "n_envs", f"must be >= 1 (got {self.n_envs})")
-        require_choice(self.vec_env, ("subproc", "dummy", "batched"), "vec_env")
+        require_choice(self.vec_env, VEC_ENVS, "vec_env")
         require(self.n_epochs >= 1, "n_epochs", f"must be >= 1 (got {self.n_epochs})")
         require(self.timesteps >= 1, "timesteps", f"must be >= 1 (got {self.timesteps})")
 
@@ -363,7 +364,7 @@ class TuneConfig:
     """Choices of the observation window."""
     trade_penalty: tuple[float, float] = (0.0, 3.0)
     """Range of the training penalty per unit traded, as a multiple of the costs."""
-    reward: tuple[str, ...] = ("log_return", "differential_sharpe")
+    reward: tuple[str, ...] = REWARDS
     """Choices of the reward."""
     keep_per_family: tuple[int, int] = (1, 5)
     """Full mode: range of variants kept per family."""
@@ -382,7 +383,7 @@ class TuneConfig:
         require(self.heartbeat_grace_s > self.heartbeat_s, "heartbeat_grace_s",
                 f"must exceed tune.heartbeat_s = {self.heartbeat_s}, or live trials are failed (got "
                 f"{self.heartbeat_grace_s})")
-        require_choice(self.pruner, ("median", "percentile", "none"), "pruner")
+        require_choice(self.pruner, PRUNERS, "pruner")
         require(self.seeds_per_trial >= 1, "seeds_per_trial", f"must be >= 1 (got {self.seeds_per_trial})")
         require(self.evaluations >= 1, "evaluations", f"must be >= 1 (got {self.evaluations})")
         for name in ("learning_rate", "ent_coef", "one_minus_gamma", "one_minus_gae_lambda"):
@@ -395,7 +396,6 @@ class TuneConfig:
             require(1 <= low <= high, name, f"must be [low, high] with 1 <= low <= high (got {[low, high]})")
 
 
-WALKFORWARD_WINDOWS = ("expanding", "rolling")
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,12 @@ import numpy as np
 import pandas as pd
 
 # Splitting lives in signals.splits; these two are re-exported for callers that import them from here.
+from settings.choices import DATA_FORMATS
 from signals.splits import MIN_SPLIT_BARS, split_bounds
 
 __all__ = ["FORMATS", "MIN_SPLIT_BARS", "Bars", "DataError", "detect_format", "load_bars", "split_bounds"]
 
-FORMATS = ("auto", "plain", "dayfirst", "index", "mt5", "parquet")
+FORMATS = DATA_FORMATS
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 FIELDS = PRICE_FIELDS + ("volume",)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from envs import accounting
+from envs.rewards import REWARDS
 from envs.trading_env import TradingEnv
 from helpers import one_symbol_store, run_actions
+from settings.choices import REWARDS as REWARD_NAMES
 
 
 def test_differential_sharpe_follows_moody_saffell(store_root):
@@ -95,3 +97,7 @@ def test_trade_penalty_charges_the_reward_not_the_equity(store_root):
     changes = np.abs(np.diff([0.0] + [i["position"] for i in infos[1:]]))
     expected = np.asarray(plain_rewards) - 2.0 * penalised.setup.cost_rate * changes / scale
     assert np.allclose(rewards, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_the_configs_reward_names_are_the_registrys():
+    assert tuple(REWARDS) == REWARD_NAMES  # settings cannot import the registry, so the names are written twice

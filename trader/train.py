@@ -23,6 +23,7 @@ from common.provenance import now, update_run_record, write_run_record
 from common.resources import TreeMemory, available_cores
 from envs.spec import EnvSpec
 from settings import ConfigError, Params, add_params_arguments, params_from_cli, replace_path, to_toml
+from settings.choices import VEC_ENVS
 from signals.build import BuildError, expand_data_paths
 from signals.cache import store_cache_key
 from signals.store import Store, StoreError, open_store
@@ -42,7 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", nargs="+", metavar="PATH", help="market data files or folders (default: data.paths)")
     parser.add_argument("--n-envs", type=int, help="parallel training environments (train.n_envs)")
     parser.add_argument("--timesteps", type=int, help="total training steps (train.timesteps)")
-    parser.add_argument("--vec-env", choices=("subproc", "dummy", "batched"), help="vectorisation (train.vec_env)")
+    parser.add_argument("--vec-env", choices=VEC_ENVS, help="vectorisation (train.vec_env)")
     parser.add_argument("--seed", type=int, help="seed (train.seed)")
     parser.add_argument("--run-dir", help="parent directory of run directories (train.run_dir)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
