@@ -16,8 +16,16 @@ SELECTION_FILE = "best_model.json"
 
 def new_run_dir(parent: str | Path, seed: int) -> Path:
     """runs/<date>-<time>-seed<seed>[-n], never an existing one."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(parent) / f"{stamp}-seed{seed}"
+    return _new_dir(Path(parent) / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}")
+
+
+def new_parent_dir(parent: str | Path, prefix: str) -> Path:
+    """<parent>/<prefix>-<date>-<time>[-n], never an existing one: the directory of a group of runs."""
+    return _new_dir(Path(parent) / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _new_dir(base: Path) -> Path:
+    """`base`, or `base-1`, `base-2`, ... : the first that does not exist, made."""
     path, n = base, 1
     while path.exists():
         path, n = Path(f"{base}-{n}"), n + 1

@@ -28,7 +28,7 @@ from signals.build import BuildError, expand_data_paths
 from signals.cache import store_cache_key
 from signals.store import Store, StoreError, open_store
 from signals.threads import limit_loaded_pools
-from trader.runinfo import new_run_dir, training_fields
+from trader.runinfo import new_parent_dir, new_run_dir, training_fields
 
 # torch, stable-baselines3, JAX and the modules that import them (envs.factory, trader.callbacks, trader.evaluate,
 # trader.jax_ppo, trader.policy, trader.selection) are imported in the functions that use them, not here: together
@@ -263,16 +263,6 @@ def stop_on_sigint() -> None:
 
 
 # ---------------------------------------------------------------- several seeds (train.seeds)
-
-def new_parent_dir(parent: str | Path, prefix: str) -> Path:
-    """<parent>/<prefix>-<date>-<time>[-n], never an existing one: the directory of a group of runs."""
-    base = Path(parent) / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = base, 1
-    while path.exists():
-        path, n = Path(f"{base}-{n}"), n + 1
-    path.mkdir(parents=True)
-    return path
-
 
 def run_seeds(params: Params, argv: Sequence[str], no_build: bool = False, log: Any = log_line) -> Path:
     """One run per seed of train.seeds, each a run directory under one parent, then seeds_report.json.

@@ -51,14 +51,13 @@ from signals.store import Store, StoreError
 from signals.threads import cap_thread_env
 from trader.metrics import mean_metrics, performance
 from trader.report import plot_equity
-from trader.runinfo import training_fields
+from trader.runinfo import new_parent_dir, training_fields
 from trader.train import (
     configure_learner,
     learn,
     learner_device,
     make_training_env,
     new_model,
-    new_parent_dir,
     prepare_store,
 )
 
