@@ -28,6 +28,8 @@ DEVICES = ("auto", "cpu", "cuda")
 """train.device."""
 LEARNERS = ("sb3", "jax")
 """train.learner."""
+DRIFT_TESTS = ("mirror", "drift", "none")
+"""train.drift_test: what do-no-harm asks beyond the validation interval (trader/selection.py)."""
 PRUNERS = ("median", "percentile", "none")
 """tune.pruner."""
 WALKFORWARD_WINDOWS = ("expanding", "rolling")

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from settings.choices import (ACTION_MODES, DATA_FORMATS, DEVICES, EXECUTORS, LEARNERS, PRUNERS, REWARDS,
-                              SCORE_BACKENDS, SPLIT_CALENDARS, START_METHODS, VEC_ENVS, WALKFORWARD_WINDOWS)
+from settings.choices import (ACTION_MODES, DATA_FORMATS, DEVICES, DRIFT_TESTS, EXECUTORS, LEARNERS, PRUNERS,
+                              REWARDS, SCORE_BACKENDS, SPLIT_CALENDARS, START_METHODS, VEC_ENVS,
+                              WALKFORWARD_WINDOWS)
 
 
 class FieldError(ValueError):
@@ -277,8 +278,10 @@ class TrainConfig:
     """Start method of SubprocVecEnv workers; forkserver and spawn are safe with torch and JAX loaded."""
     do_no_harm: bool = True
     """Stay flat unless the best checkpoint's validation Sharpe interval lies above 0."""
-    beyond_drift: bool = True
-    """Do-no-harm also asks the interval of its Sharpe beyond the validation period's drift to lie above 0."""
+    drift_test: str = "mirror"
+    """What do-no-harm also asks to lie above 0: mirror (the interval of the Sharpe ratio on each symbol paired
+    with its mirror image, which needs data.mirror), drift (that of the Sharpe beyond the period's drift) or
+    none."""
     seeds: tuple[int, ...] = ()
     """Seeds to train one run each (under one parent directory, with a combined report); empty: train.seed only."""
 
@@ -295,6 +298,7 @@ class TrainConfig:
                 f"must be >= 1 (got {self.random_baseline_seeds})")
         require(self.worker_timeout_s > 0, "worker_timeout_s", f"must be > 0 (got {self.worker_timeout_s})")
         require_choice(self.start_method, START_METHODS, "start_method")
+        require_choice(self.drift_test, DRIFT_TESTS, "drift_test")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", f"must not repeat a seed (got {list(self.seeds)})")
 
 
@@ -452,3 +456,8 @@ class Params:
     """Hyperparameter search."""
     walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     """Walk-forward folds (python -m trader.walkforward)."""
+
+    def __post_init__(self) -> None:
+        require(self.train.drift_test != "mirror" or self.data.mirror, "train.drift_test",
+                "= 'mirror' needs the mirror images of data.mirror = true: set data.mirror = true, or "
+                "train.drift_test to 'drift' or 'none'")

@@ -111,6 +111,13 @@ class Store:
         """Every symbol the training split offers: the market's, then their mirror images (`data.mirror`)."""
         return tuple(self.manifest["symbols"])
 
+    def mirror_image(self, symbol: str) -> str | None:
+        """The name of `symbol`'s mirror image in this store (`data.mirror`), or None if it has none."""
+        for name, info in self.manifest["symbols"].items():
+            if info.get("mirror_of") == symbol:
+                return str(name)
+        return None
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f["name"] for f in self.manifest["features"])
@@ -190,14 +197,19 @@ def write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
 
 def write_synthetic_store(root: str | Path, symbols: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
                           splits: Mapping[str, Mapping[str, tuple[int, int]]], feature_names: list[str],
-                          cache_key: str = "synthetic") -> Store:
-    """Write a store from ready arrays {symbol: (features, close, timestamps)}; for tests and benchmarks."""
+                          cache_key: str = "synthetic", mirror_of: Mapping[str, str] | None = None) -> Store:
+    """Write a store from ready arrays {symbol: (features, close, timestamps)}; for tests and benchmarks.
+
+    mirror_of: {symbol: the symbol it is the mirror image of}, as signals.build marks them with data.mirror.
+    """
     root = Path(root)
+    mirror_of = dict(mirror_of or {})
     for symbol, (features, close, timestamps) in symbols.items():
         write_symbol_arrays(root, symbol, features, close, timestamps)
     write_manifest(root, {
         "cache_key": cache_key,
-        "symbols": {s: {"splits": {k: list(v) for k, v in splits[s].items()}, "n_bars": len(symbols[s][1])}
+        "symbols": {s: {"splits": {k: list(v) for k, v in splits[s].items()}, "n_bars": len(symbols[s][1]),
+                        **({"mirror_of": mirror_of[s]} if s in mirror_of else {})}
                     for s in symbols},
         "features": [{"name": n, "family": n.split("(")[0], "params": {}, "scores": {}} for n in feature_names],
     })

@@ -9,7 +9,7 @@ import pytest
 
 from envs.accounting import backtest
 from trader.runinfo import read_selection
-from trader.selection import SELECTION_FILE, choose, drift_neutral_returns
+from trader.selection import DRIFT_LABELS, SELECTION_FILE, choose, drift_neutral_returns, mirror_paired_returns
 
 
 def summary(sharpe: float, low: float, high: float) -> dict:
@@ -42,10 +42,11 @@ def test_read_selection_ignores_a_record_without_a_choice(tmp_path):
 
 
 def test_a_checkpoint_whose_edge_is_only_the_periods_drift_selects_flat():
-    selected, reason = choose(summary(6.1, 3.8, 8.4), do_no_harm=True, beyond_drift=(0.3, (-1.9, 2.5)))
+    selected, reason = choose(summary(6.1, 3.8, 8.4), do_no_harm=True, drift=(0.3, (-1.9, 2.5)))
     assert selected == "flat" and "beyond the period's drift +0.30" in reason
-    selected, reason = choose(summary(6.1, 3.8, 8.4), do_no_harm=True, beyond_drift=(2.3, (0.2, 4.5)))
-    assert selected == "model" and "beyond the noise" in reason
+    selected, reason = choose(summary(6.1, 3.8, 8.4), do_no_harm=True, drift=(2.3, (0.2, 4.5)),
+                              drift_label=DRIFT_LABELS["mirror"])
+    assert selected == "model" and "beyond the noise" in reason and "paired with the mirror images +2.30" in reason
 
 
 def test_drift_neutral_returns_pay_a_constant_position_nothing_and_timing_its_edge():
@@ -61,3 +62,65 @@ def test_drift_neutral_returns_pay_a_constant_position_nothing_and_timing_its_ed
     assert timed.mean() > 2e-4  # long in the fast half, short in the slow one: timing earns beyond the drift
     costly = drift_neutral_returns(close, 0, np.ones(n), 2.0)
     assert costly[0] == pytest.approx(held[0] - 2e-4 * close[1] / close[0], rel=1e-9)  # costs are still charged
+
+
+def test_mirror_pairing_pays_a_constant_position_exactly_nothing_and_a_follower_on_both():
+    rng = np.random.default_rng(5)
+    drift = np.where(np.arange(4000) < 3000, 1e-3, -1e-3)  # a long rise, then a shorter fall
+    close = 100 * np.exp(np.cumsum(drift + 2e-3 * rng.standard_normal(4000)))
+    mirror = close[0] ** 2 / close
+    n = len(close) - 1
+    held = [backtest(c, np.ones(n), 0, 0.0)["net_returns"] for c in (close, mirror)]
+    assert held[0].mean() > 3e-4  # always long looks like an edge on the symbol alone
+    assert np.abs(mirror_paired_returns(*held)).max() < 1e-12  # and earns exactly nothing on the pair
+    assert np.mean((held[0] + held[1]) / 2) > 1e-6  # (an arithmetic half-and-half book would harvest r**2 / 2)
+    follow = np.sign(drift[:n])  # follows the direction, so it trades the mirror the other way round
+    timed = [backtest(close, follow, 0, 0.0)["net_returns"], backtest(mirror, -follow, 0, 0.0)["net_returns"]]
+    paired = mirror_paired_returns(*timed)
+    assert paired.mean() == pytest.approx(np.mean(np.log1p(timed[0])), rel=0.05) and paired.mean() > 8e-4
+    costly = [backtest(c, np.ones(n), 0, 2.0)["net_returns"] for c in (close, mirror)]
+    assert mirror_paired_returns(*costly)[0] < -1e-4  # costs are still charged
+
+
+def test_the_mirror_test_stays_flat_on_a_bet_on_the_periods_direction_and_trades_a_follower(tmp_path):
+    """On a store with a mirror image: always long has a validation interval above 0 but not beyond the mirror's;
+    a policy that reads the direction off its feature passes both."""
+    from settings import Params, replace_path
+    from signals.store import write_synthetic_store
+    from trader.evaluate import evaluate_policy
+    from trader.selection import mirror_figure
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    direction = np.where((np.arange(n) // 250) % 3 == 2, -1.0, 1.0)  # mostly rising, with falls
+    close = 100 * np.exp(np.cumsum(8e-4 * direction + 2e-3 * rng.standard_normal(n)))
+    times = np.arange(n, dtype=np.int64) * 3_600 * 10**9
+    features = np.stack([direction, rng.standard_normal(n)], axis=1).astype(np.float32)
+    splits = {"train": (0, 1500), "validation": (1500, 2400), "test": (2400, n)}
+    store = write_synthetic_store(
+        tmp_path / "store", {"SYN": (features, close, times), "SYN~mirror": (-features, close[0] ** 2 / close, times)},
+        {"SYN": splits, "SYN~mirror": splits}, ["direction", "noise"], mirror_of={"SYN~mirror": "SYN"})
+    assert store.symbols == ("SYN",) and store.mirror_image("SYN") == "SYN~mirror"
+    params = replace_path(Params(), {"train.random_baseline_seeds": 1})
+
+    def always_long(obs: np.ndarray) -> int:
+        return 2
+
+    def follower(obs: np.ndarray) -> int:
+        return 2 if obs[0] > 0 else 0
+
+    for predict, expected in ((always_long, "flat"), (follower, "model")):
+        validation, _ = evaluate_policy(predict, store, params, "validation")
+        figure = mirror_figure(predict, store, params, "validation")
+        assert validation["agent"]["sharpe_interval"][0] > 0  # both look good on the symbol alone
+        selected, reason = choose(validation, True, figure, DRIFT_LABELS["mirror"])
+        assert selected == expected, reason
+    assert mirror_figure(always_long, store, params, "validation")[0] <= 0  # its entry cost, and nothing else
+
+
+def test_the_mirror_test_needs_the_mirror_images():
+    from settings import ConfigError, load_params
+
+    with pytest.raises(ConfigError, match=r"train\.drift_test = 'mirror' needs .*data\.mirror = true"):
+        load_params(None, ["data.mirror=false"])
+    assert load_params(None, ["data.mirror=false", "train.drift_test=none"]).train.drift_test == "none"

@@ -2,11 +2,21 @@
 
 Flat is always a candidate. After training, the best checkpoint (best_model.zip, chosen on validation
 Sharpe) is scored on the validation split again with a stationary-bootstrap interval of its Sharpe ratio
-(trader.bootstrap). If the interval's lower end is above 0, and (`train.beyond_drift`) so is that of its
-Sharpe beyond the validation period's drift (`drift_neutral_returns`), the checkpoint is selected; otherwise
-the run's selected policy is flat, and the report says so in words while still showing the checkpoint, labelled
-"not selected". The choice and its reason go to `RUN_DIR/best_model.json` (beside the validation Sharpe and
-step that `ValidationCallback` keeps there), which `trader.evaluate` and a loaded agent read.
+(trader.bootstrap). If the interval's lower end is above 0, and so is that of the figure `train.drift_test`
+names, the checkpoint is selected; otherwise the run's selected policy is flat, and the report says so in
+words while still showing the checkpoint, labelled "not selected". The choice and its reason go to
+`RUN_DIR/best_model.json` (beside the validation Sharpe and step that `ValidationCallback` keeps there), which
+`trader.evaluate` and a loaded agent read.
+
+Why a second figure: a validation period of a few thousand bars may hold one long rise, and a checkpoint that
+stays long through it has a validation interval well above 0 without reading anything in its features.
+- `mirror` (the default) replays the checkpoint on each symbol's mirror image too (`data.mirror`: prices
+  inverted, the same bars) and pairs the two books bar by bar (`mirror_paired_returns`). A position held in
+  one direction loses on the mirror exactly what it gains on the symbol, while a policy that follows what its
+  features say trades the mirror the other way round and gains on both.
+- `drift` takes the Sharpe ratio beyond the period's average move (`drift_neutral_returns`). This also pays
+  a constant position nothing, but it pays a trend follower through a period that rose throughout nothing
+  either.
 """
 
 from __future__ import annotations
@@ -30,17 +40,22 @@ Figure = tuple[float, tuple[float, float]]
 """A Sharpe ratio and its bootstrap interval."""
 
 
-def choose(validation: dict[str, Any], do_no_harm: bool, beyond_drift: Figure | None = None) -> tuple[str, str]:
-    """("model" or "flat", the reason in words) from the candidate's validation summary and, when given, its
-    Sharpe ratio beyond the validation period's drift with that figure's interval."""
+DRIFT_LABELS = {"mirror": "paired with the mirror images", "drift": "beyond the period's drift"}
+"""How the reason names the figure of each `train.drift_test`."""
+
+
+def choose(validation: dict[str, Any], do_no_harm: bool, drift: Figure | None = None,
+           drift_label: str = DRIFT_LABELS["drift"]) -> tuple[str, str]:
+    """("model" or "flat", the reason in words) from the candidate's validation summary and, when given, the
+    figure of the drift test (`drift_label` names it) with its interval."""
     level = validation["interval_level"]
     figures = _figures("validation Sharpe", (validation["agent"]["sharpe"], validation["agent"]["sharpe_interval"]),
                        level)
-    if beyond_drift is not None:
-        figures += "; " + _figures("beyond the period's drift", beyond_drift, level)
+    if drift is not None:
+        figures += "; " + _figures(drift_label, drift, level)
     if not do_no_harm:
         return "model", f"{figures}; do-no-harm selection is off (train.do_no_harm = false)"
-    lows = [validation["agent"]["sharpe_interval"][0]] + ([beyond_drift[1][0]] if beyond_drift else [])
+    lows = [validation["agent"]["sharpe_interval"][0]] + ([drift[1][0]] if drift else [])
     if min(lows) > 0.0:
         return "model", f"{figures}: the edge is beyond the noise, the best checkpoint is selected"
     return "flat", (f"no edge found on validation: the selected policy stays flat (the best checkpoint's "
@@ -79,13 +94,61 @@ def beyond_drift_figure(predict: Callable[[np.ndarray], Any], store: Store, para
     return float(np.mean(sharpes)), bootstrap.interval(draws)
 
 
+def mirror_paired_returns(returns: np.ndarray, mirror_returns: np.ndarray) -> np.ndarray:
+    """Per-bar return of a book that earns the mean of the log returns of two books: sqrt((1+a)(1+b)) - 1.
+
+    a: a policy's net returns on a symbol, b: its net returns on the symbol's mirror image over the same bars.
+    Where the policy holds one position on both, (1 + r)(1 / (1 + r)) = 1: it earns nothing but its costs. An
+    arithmetic mean would not do: half long a price and half long its inverse, rebalanced each bar, earns
+    r**2 / 2 on every bar, a riskless-looking gain of any constant position.
+    """
+    return np.sqrt((1.0 + np.asarray(returns)) * (1.0 + np.asarray(mirror_returns))) - 1.0
+
+
+def _net_returns(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str, symbol: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(net returns, positions) of the policy over one symbol's split."""
+    first_bar, positions = policy_positions(predict, store, params, split, symbol)
+    result = backtest(np.asarray(store.symbol(symbol).close), positions, first_bar, params.costs.total_bps)
+    return result["net_returns"], result["positions"]
+
+
+def mirror_figure(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str) -> Figure:
+    """The symbol-mean Sharpe ratio of `mirror_paired_returns` on `split` and its bootstrap interval."""
+    returns: list[np.ndarray] = []
+    sharpes: list[float] = []
+    periods: list[float] = []
+    for symbol in store.symbols:
+        image = store.mirror_image(symbol)
+        if image is None:
+            raise ValueError(f"train.drift_test = 'mirror': the store {store.root} has no mirror image of {symbol} "
+                             f"(build it with data.mirror = true)")
+        net, positions = _net_returns(predict, store, params, split, symbol)
+        paired = mirror_paired_returns(net, _net_returns(predict, store, params, split, image)[0])
+        returns.append(paired)
+        periods.append(store.symbol(symbol).periods_per_year)
+        sharpes.append(performance(paired, positions, np.zeros_like(paired), periods[-1])["sharpe"])
+    draws = bootstrap.sharpe_draws({"agent": returns}, periods, seed=params.train.seed)["agent"]
+    return float(np.mean(sharpes)), bootstrap.interval(draws)
+
+
+def drift_figure(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str) -> Figure | None:
+    """The figure `train.drift_test` names on `split`, or None for none."""
+    if params.train.drift_test == "mirror":
+        return mirror_figure(predict, store, params, split)
+    if params.train.drift_test == "drift":
+        return beyond_drift_figure(predict, store, params, split)
+    return None
+
+
 def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score the best checkpoint on validation with its intervals, choose it or flat, write best_model.json."""
     model, name = load_run_model(run_dir)
     predict = model_predictor(model)
     validation, _ = evaluate_policy(predict, store, params, "validation")
-    drift = beyond_drift_figure(predict, store, params, "validation") if params.train.beyond_drift else None
-    selected, reason = choose(validation, params.train.do_no_harm, drift)
+    drift = drift_figure(predict, store, params, "validation")
+    selected, reason = choose(validation, params.train.do_no_harm, drift,
+                              DRIFT_LABELS.get(params.train.drift_test, ""))
     path = Path(run_dir) / SELECTION_FILE
     record = json.loads(path.read_text()) if path.exists() else {}
     record.update({
@@ -93,8 +156,9 @@ def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[st
         "reason": reason, "candidate_validation_sharpe": validation["agent"]["sharpe"],
         "candidate_validation_interval": validation["agent"]["sharpe_interval"],
         "interval_level": validation["interval_level"], "do_no_harm": params.train.do_no_harm,
-        "candidate_beyond_drift_sharpe": drift[0] if drift else None,
-        "candidate_beyond_drift_interval": list(drift[1]) if drift else None,
+        "drift_test": params.train.drift_test,
+        "candidate_drift_test_sharpe": drift[0] if drift else None,
+        "candidate_drift_test_interval": list(drift[1]) if drift else None,
     })
     save_json(path, record)
     log(f"model selection: {reason}")
