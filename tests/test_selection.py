@@ -83,19 +83,20 @@ def test_mirror_pairing_pays_a_constant_position_exactly_nothing_and_a_follower_
 
 
 def test_the_mirror_test_stays_flat_on_a_bet_on_the_periods_direction_and_trades_a_follower(tmp_path):
-    """On a store with a mirror image: always long has a validation interval above 0 but not beyond the mirror's;
-    a policy that reads the direction off its feature passes both."""
+    """On a store with a mirror image: always long has a validation interval above 0 but nothing on the pair; a
+    long bias with a little timing earns on the pair but loses on the mirror; a policy that reads the direction
+    off its feature passes every test."""
     from settings import Params, replace_path
     from signals.store import write_synthetic_store
     from trader.evaluate import evaluate_policy
-    from trader.selection import mirror_figure
+    from trader.selection import mirror_figures
 
     rng = np.random.default_rng(7)
     n = 3000
     direction = np.where((np.arange(n) // 250) % 3 == 2, -1.0, 1.0)  # mostly rising, with falls
     close = 100 * np.exp(np.cumsum(8e-4 * direction + 2e-3 * rng.standard_normal(n)))
     times = np.arange(n, dtype=np.int64) * 3_600 * 10**9
-    features = np.stack([direction, rng.standard_normal(n)], axis=1).astype(np.float32)
+    features = np.stack([direction, rng.uniform(-1, 1, n)], axis=1).astype(np.float32)
     splits = {"train": (0, 1500), "validation": (1500, 2400), "test": (2400, n)}
     store = write_synthetic_store(
         tmp_path / "store", {"SYN": (features, close, times), "SYN~mirror": (-features, close[0] ** 2 / close, times)},
@@ -106,16 +107,23 @@ def test_the_mirror_test_stays_flat_on_a_bet_on_the_periods_direction_and_trades
     def always_long(obs: np.ndarray) -> int:
         return 2
 
+    def long_bias(obs: np.ndarray) -> int:
+        return 0 if obs[0] < 0 and obs[1] > 0.4 else 2  # short on a third of the falls it sees, else long
+
     def follower(obs: np.ndarray) -> int:
         return 2 if obs[0] > 0 else 0
 
-    for predict, expected in ((always_long, "flat"), (follower, "model")):
+    for predict, expected, why in ((always_long, "flat", "moves the other way"),
+                                   (long_bias, "flat", "moves the other way"), (follower, "model", "beyond the noise")):
         validation, _ = evaluate_policy(predict, store, params, "validation")
-        figure = mirror_figure(predict, store, params, "validation")
-        assert validation["agent"]["sharpe_interval"][0] > 0  # both look good on the symbol alone
-        selected, reason = choose(validation, True, figure, DRIFT_LABELS["mirror"])
-        assert selected == expected, reason
-    assert mirror_figure(always_long, store, params, "validation")[0] <= 0  # its entry cost, and nothing else
+        pair, mirror_sharpe = mirror_figures(predict, store, params, "validation")
+        assert validation["agent"]["sharpe_interval"][0] > 0  # all look good on the symbol alone
+        selected, reason = choose(validation, True, pair, DRIFT_LABELS["mirror"], mirror_sharpe)
+        assert selected == expected and why in reason, reason
+        if predict is always_long:
+            assert pair[0] <= 0  # its entry cost, and nothing else
+        if predict is long_bias:
+            assert pair[1][0] > 0 and mirror_sharpe < 0  # its timing is real, its bias is not
 
 
 def test_the_mirror_test_needs_the_mirror_images():

@@ -32,7 +32,7 @@ from envs.accounting import backtest
 from settings import Params
 from signals.store import Store
 from trader import bootstrap
-from trader.evaluate import evaluate_policy, load_run_model, model_predictor, policy_positions
+from trader.evaluate import evaluate_policy, load_run_model, model_predictor, policy_positions, validation_score
 from trader.metrics import performance
 from trader.runinfo import SELECTION_FILE
 
@@ -45,17 +45,23 @@ DRIFT_LABELS = {"mirror": "paired with the mirror images", "drift": "beyond the 
 
 
 def choose(validation: dict[str, Any], do_no_harm: bool, drift: Figure | None = None,
-           drift_label: str = DRIFT_LABELS["drift"]) -> tuple[str, str]:
+           drift_label: str = DRIFT_LABELS["drift"], mirror_sharpe: float | None = None) -> tuple[str, str]:
     """("model" or "flat", the reason in words) from the candidate's validation summary and, when given, the
-    figure of the drift test (`drift_label` names it) with its interval."""
+    figure of the drift test (`drift_label` names it) with its interval, and its Sharpe ratio on the mirror
+    images alone, which must be above 0 too."""
     level = validation["interval_level"]
     figures = _figures("validation Sharpe", (validation["agent"]["sharpe"], validation["agent"]["sharpe_interval"]),
                        level)
     if drift is not None:
         figures += "; " + _figures(drift_label, drift, level)
+    if mirror_sharpe is not None:
+        figures += f"; on the mirror images alone {mirror_sharpe:+.2f}"
     if not do_no_harm:
         return "model", f"{figures}; do-no-harm selection is off (train.do_no_harm = false)"
     lows = [validation["agent"]["sharpe_interval"][0]] + ([drift[1][0]] if drift else [])
+    if mirror_sharpe is not None and not mirror_sharpe > 0.0:
+        return "flat", (f"no edge found on validation: the selected policy stays flat (the best checkpoint's "
+                        f"{figures}: it loses where the market moves the other way)")
     if min(lows) > 0.0:
         return "model", f"{figures}: the edge is beyond the noise, the best checkpoint is selected"
     return "flat", (f"no edge found on validation: the selected policy stays flat (the best checkpoint's "
@@ -113,32 +119,64 @@ def _net_returns(predict: Callable[[np.ndarray], Any], store: Store, params: Par
     return result["net_returns"], result["positions"]
 
 
-def mirror_figure(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str) -> Figure:
-    """The symbol-mean Sharpe ratio of `mirror_paired_returns` on `split` and its bootstrap interval."""
+def mirror_figures(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str
+                   ) -> tuple[Figure, float]:
+    """(symbol-mean Sharpe ratio of `mirror_paired_returns` on `split` with its bootstrap interval, symbol-mean
+    Sharpe ratio on the mirror images alone)."""
     returns: list[np.ndarray] = []
     sharpes: list[float] = []
+    mirror_sharpes: list[float] = []
     periods: list[float] = []
     for symbol in store.symbols:
         image = store.mirror_image(symbol)
         if image is None:
             raise ValueError(f"train.drift_test = 'mirror': the store {store.root} has no mirror image of {symbol} "
                              f"(build it with data.mirror = true)")
+        ppy = store.symbol(symbol).periods_per_year
         net, positions = _net_returns(predict, store, params, split, symbol)
-        paired = mirror_paired_returns(net, _net_returns(predict, store, params, split, image)[0])
+        mirror_net, mirror_positions = _net_returns(predict, store, params, split, image)
+        paired = mirror_paired_returns(net, mirror_net)
         returns.append(paired)
-        periods.append(store.symbol(symbol).periods_per_year)
-        sharpes.append(performance(paired, positions, np.zeros_like(paired), periods[-1])["sharpe"])
+        periods.append(ppy)
+        sharpes.append(performance(paired, positions, np.zeros_like(paired), ppy)["sharpe"])
+        mirror_sharpes.append(performance(mirror_net, mirror_positions, np.zeros_like(mirror_net), ppy)["sharpe"])
     draws = bootstrap.sharpe_draws({"agent": returns}, periods, seed=params.train.seed)["agent"]
-    return float(np.mean(sharpes)), bootstrap.interval(draws)
+    return (float(np.mean(sharpes)), bootstrap.interval(draws)), float(np.mean(mirror_sharpes))
 
 
-def drift_figure(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str) -> Figure | None:
-    """The figure `train.drift_test` names on `split`, or None for none."""
+def drift_figures(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str
+                  ) -> tuple[Figure | None, float | None]:
+    """(the figure `train.drift_test` names on `split`, the Sharpe ratio on the mirror images alone): None where
+    the test has none."""
     if params.train.drift_test == "mirror":
-        return mirror_figure(predict, store, params, split)
+        return mirror_figures(predict, store, params, split)
     if params.train.drift_test == "drift":
-        return beyond_drift_figure(predict, store, params, split)
-    return None
+        return beyond_drift_figure(predict, store, params, split), None
+    return None, None
+
+
+def checkpoint_score(model: Any, store: Store, params: Params) -> float:
+    """What `ValidationCallback` ranks checkpoints by: the validation Sharpe ratio (`validation_score`), or with
+    `train.drift_test = "mirror"` the symbol mean of the lower of each symbol's and its mirror image's.
+
+    Ranked by the symbol's Sharpe alone, the best checkpoint of a run is often the one most biased towards
+    the validation period's direction, which the mirror test then sends flat while a checkpoint that
+    followed its features was on hand.
+    """
+    if params.train.drift_test != "mirror":
+        return validation_score(model, store, params)
+    predict = model_predictor(model)
+    lows = []
+    for symbol in store.symbols:
+        image = store.mirror_image(symbol)
+        pair = [symbol] if image is None else [symbol, image]
+        sharpes = []
+        for name in pair:
+            net, positions = _net_returns(predict, store, params, "validation", name)
+            sharpes.append(performance(net, positions, np.zeros_like(net),
+                                       store.symbol(symbol).periods_per_year)["sharpe"])
+        lows.append(min(sharpes))
+    return float(np.mean(lows))
 
 
 def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -146,9 +184,9 @@ def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[st
     model, name = load_run_model(run_dir)
     predict = model_predictor(model)
     validation, _ = evaluate_policy(predict, store, params, "validation")
-    drift = drift_figure(predict, store, params, "validation")
+    drift, mirror_sharpe = drift_figures(predict, store, params, "validation")
     selected, reason = choose(validation, params.train.do_no_harm, drift,
-                              DRIFT_LABELS.get(params.train.drift_test, ""))
+                              DRIFT_LABELS.get(params.train.drift_test, ""), mirror_sharpe)
     path = Path(run_dir) / SELECTION_FILE
     record = json.loads(path.read_text()) if path.exists() else {}
     record.update({
@@ -159,6 +197,7 @@ def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[st
         "drift_test": params.train.drift_test,
         "candidate_drift_test_sharpe": drift[0] if drift else None,
         "candidate_drift_test_interval": list(drift[1]) if drift else None,
+        "candidate_mirror_sharpe": mirror_sharpe,
     })
     save_json(path, record)
     log(f"model selection: {reason}")

@@ -160,13 +160,15 @@ def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any) -> 
     from stable_baselines3.common.logger import configure
 
     from trader.callbacks import CheckpointCallback, EpisodeStatsCallback, ProgressCallback, ValidationCallback
-    from trader.evaluate import validation_score
+    from trader.selection import checkpoint_score
 
     model.set_logger(configure(str(run_dir / "logs" / f"from_step_{model.num_timesteps}"), ["csv", "tensorboard"]))
     checkpoints = CheckpointCallback(run_dir / "checkpoints", params.train.checkpoint_every)
-    validation = ValidationCallback(lambda m: validation_score(m, store, params), params.train.eval_every,
+    label = "validation score (lower of symbol and mirror Sharpe)" if params.train.drift_test == "mirror" else \
+        "validation Sharpe"
+    validation = ValidationCallback(lambda m: checkpoint_score(m, store, params), params.train.eval_every,
                                     run_dir / "best_model.zip",
-                                    on_result=lambda step, s: log(f"  step {step:,}: validation Sharpe {s:.3f}"))
+                                    on_result=lambda step, s: log(f"  step {step:,}: {label} {s:.3f}"))
     progress = ProgressCallback(params.train.timesteps)
     remaining = params.train.timesteps - model.num_timesteps
     try:
