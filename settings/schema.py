@@ -254,8 +254,8 @@ class TrainConfig:
     """Parallel training environments (N_ENVS)."""
     vec_env: str = "subproc"
     """subproc (SubprocVecEnv), dummy (DummyVecEnv, one process) or batched (array-stepped VecEnv)."""
-    timesteps: int = 200_000
-    """Total environment steps of training."""
+    timesteps: int = 100_000
+    """Environment steps of training, per ensemble member (train.ensemble)."""
     seed: int = 0
     """Seed of the agent, the environments and the random baseline."""
     device: str = "auto"
@@ -284,6 +284,9 @@ class TrainConfig:
     none."""
     seeds: tuple[int, ...] = ()
     """Seeds to train one run each (under one parent directory, with a combined report); empty: train.seed only."""
+    ensemble: int = 3
+    """Members of a run's policy: independently seeded agents, each trained for train.timesteps, whose action
+    probabilities are averaged."""
 
     def __post_init__(self) -> None:
         require(self.n_envs >= 1, "n_envs", f"must be >= 1 (got {self.n_envs})")
@@ -300,6 +303,7 @@ class TrainConfig:
         require_choice(self.start_method, START_METHODS, "start_method")
         require_choice(self.drift_test, DRIFT_TESTS, "drift_test")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", f"must not repeat a seed (got {list(self.seeds)})")
+        require(self.ensemble >= 1, "ensemble", f"must be >= 1 (got {self.ensemble})")
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,8 @@ timesteps = 512
 checkpoint_every = 128
 eval_every = 256
 random_baseline_seeds = 2
+# two members: every test of a trained run (report, agent, predict, serve) covers an ensemble
+ensemble = 2
 """
 
 

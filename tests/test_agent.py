@@ -83,17 +83,34 @@ def test_agent_state_follows_the_environments_bookkeeping():
 
 def test_selection_follows_best_model_json_then_falls_back_to_the_files(tmp_path):
     (tmp_path / "model.zip").write_bytes(b"")
-    assert select_model(tmp_path)[0] == "model.zip"
+    assert select_model(tmp_path)[0] == ["model.zip"]
     (tmp_path / "best_model.zip").write_bytes(b"")
-    assert select_model(tmp_path)[0] == "best_model.zip"
+    assert select_model(tmp_path)[0] == ["best_model.zip"]
     (tmp_path / "best_model.json").write_text(json.dumps({"validation_sharpe": 1.0, "step": 256}))  # today's file
-    assert select_model(tmp_path)[0] == "best_model.zip"
+    assert select_model(tmp_path)[0] == ["best_model.zip"]
     (tmp_path / "best_model.json").write_text(json.dumps({"selected": "model", "model": "model.zip", "reason": "r"}))
-    assert select_model(tmp_path)[0] == "model.zip"
+    assert select_model(tmp_path)[0] == ["model.zip"]
     (tmp_path / "best_model.json").write_text(json.dumps({"selected": "flat", "model": None, "reason": "worse"}))
     assert select_model(tmp_path) == (None, "best_model.json: flat (worse)")
     (tmp_path / "best_model.json").write_text(json.dumps({"selected": "model", "model": "gone.zip"}))
     with pytest.raises(AgentError, match="gone.zip"):
+        select_model(tmp_path)
+
+
+def test_an_ensembles_members_are_found_in_order_and_selected_together(tmp_path):
+    (tmp_path / "best_model.zip").write_bytes(b"")
+    for k, name in ((2, "model.zip"), (1, "best_model.zip"), (10, "best_model.zip")):
+        (tmp_path / "members" / str(k)).mkdir(parents=True)
+        (tmp_path / "members" / str(k) / name).write_bytes(b"")
+    (tmp_path / "members" / "3").mkdir()  # a member interrupted before it saved anything
+    files = ["best_model.zip", "members/1/best_model.zip", "members/2/model.zip", "members/10/best_model.zip"]
+    assert select_model(tmp_path) == (files, f"ensemble of 4 ({', '.join(files)}) (no selection in best_model.json)")
+    (tmp_path / "best_model.json").write_text(json.dumps({"selected": "model", "model": "best_model.zip",
+                                                          "members": files[:2]}))
+    assert select_model(tmp_path)[0] == files[:2]
+    (tmp_path / "best_model.json").write_text(json.dumps({"selected": "model",
+                                                          "members": ["members/7/best_model.zip"]}))
+    with pytest.raises(AgentError, match="members/7/best_model.zip"):
         select_model(tmp_path)
 
 
@@ -169,7 +186,7 @@ def test_load_needs_the_run_directory_alone(trained_run, tmp_path):
         decision = agent.decide(frame)
     finally:
         moved.rename(store)
-    assert agent.model_name == "best_model.zip"
+    assert agent.model_name == "ensemble of 2 (best_model.zip, members/1/best_model.zip)"
     assert decision.position in (-1.0, 0.0, 1.0) and sum(decision.probabilities) == pytest.approx(1.0)
     assert decision.iso_time == frame["time"].iloc[-1].replace(" ", "T")
 
@@ -189,7 +206,7 @@ def test_load_honours_a_flat_or_model_selection_in_best_model_json(trained_run, 
     assert Agent.load(run).model_name == "model.zip"
     (run / "best_model.json").unlink()
     (run / "best_model.zip").unlink()
-    assert Agent.load(run).model_name == "model.zip"
+    assert Agent.load(run).model_name == "ensemble of 2 (model.zip, members/1/best_model.zip)"
     (run / AGENT_FILE).unlink()
     with pytest.raises(AgentError, match="agent.json is missing.*trader.evaluate"):
         Agent.load(run)
@@ -197,13 +214,22 @@ def test_load_honours_a_flat_or_model_selection_in_best_model_json(trained_run, 
 
 @pytest.mark.slow
 def test_policy_actions_and_probabilities_are_sb3s(trained_run):
+    """One member: SB3's deterministic action and probabilities; the ensemble: its members' mean probabilities."""
     import torch
 
     agent = Agent.load(trained_run["run"])
-    model = agent.policy.model
-    for obs in np.random.default_rng(0).uniform(-1, 1, (64, model.observation_space.shape[0])).astype(np.float32):
-        action, probs = agent.policy.act(obs)
-        assert action == model.predict(obs, deterministic=True)[0]
+    models = agent.policy.models
+    assert models is not None and len(models) == 2
+    single = Policy(models[:1], agent.spec)
+    for obs in np.random.default_rng(0).uniform(-1, 1, (64, models[0].observation_space.shape[0])).astype(np.float32):
         with torch.no_grad():
-            sb3 = model.policy.get_distribution(torch.as_tensor(obs).reshape(1, -1)).distribution.probs.numpy()
-        np.testing.assert_allclose(probs, sb3.reshape(-1), rtol=0, atol=1e-7)
+            sb3 = [m.policy.get_distribution(torch.as_tensor(obs).reshape(1, -1)).distribution.probs.numpy().reshape(-1)
+                   for m in models]
+        action, probs = single.act(obs)
+        assert action == models[0].predict(obs, deterministic=True)[0]
+        np.testing.assert_allclose(probs, sb3[0], rtol=0, atol=1e-7)
+        action, probs = agent.policy.act(obs)
+        np.testing.assert_allclose(probs, np.mean(sb3, axis=0), rtol=0, atol=1e-7)
+        assert action == int(np.argmax(probs))
+
+

@@ -9,7 +9,8 @@ decision.position, decision.probabilities, decision.time
 ```
 
 What the agent needs lives in the run directory: the policy (`best_model.json`'s do-no-harm choice
-when it names one, else `best_model.zip`, else `model.zip`) and `agent.json`, written at the end of
+when it names one, else `best_model.zip`, else `model.zip`, of each ensemble member: `members/k/` beside
+member 0's files, their action probabilities averaged) and `agent.json`, written at the end of
 training by `write_agent_spec`: the selected features' families and parameters in the store's column
 order, how many bars each needs, the observation window, the action map, the costs, the feature bound
 and the store's manifest hash. Neither the signal store nor the training data is read.
@@ -51,10 +52,10 @@ from envs.trading_env import ACTION_POSITIONS, DEFAULT_FEATURE_BOUND, N_STATE, T
 from settings import Params
 from signals.catalog import CATALOG, Ohlcv, compute_variants
 from signals.store import Store
+from trader.runinfo import SELECTION_FILE, describe_models, member_model_files
 
 AGENT_FILE = "agent.json"
 AGENT_FORMAT = 1
-SELECTION_FILE = "best_model.json"
 HISTORY_MARGIN = 2
 """Each feature's tail is this many times the bars its measured convergence took."""
 TOLERANCE = 4 * float(np.finfo(np.float32).eps)
@@ -239,17 +240,18 @@ def iso(time_ns: int) -> str:
 # ---------------------------------------------------------------- the policy
 
 class Policy:
-    """The selected policy: a PPO model's deterministic action and its probabilities, or flat.
+    """The selected policy: the deterministic action of a PPO model or of an ensemble of them (their action
+    probabilities averaged: `trader.policy.combine_outputs`, as the evaluation does), or flat.
 
     Safe to call from several threads at once (the service does): it keeps nothing between calls.
     """
 
-    def __init__(self, model: Any, spec: AgentSpec) -> None:
-        self.model, self.spec = model, spec
+    def __init__(self, models: Sequence[Any] | None, spec: AgentSpec) -> None:
+        self.models, self.spec = (list(models) if models else None), spec
 
     def act(self, obs: np.ndarray) -> tuple[int | float, tuple[float, ...] | None]:
         """(action, probabilities) for one observation."""
-        if self.model is None:  # the do-no-harm choice: stay flat
+        if self.models is None:  # the do-no-harm choice: stay flat
             if self.spec.positions is None:
                 return FLAT_POSITION, None
             assert self.spec.flat_action is not None  # discrete actions have a flat one
@@ -259,35 +261,36 @@ class Policy:
             return flat, tuple(probs)
         import torch  # here, not at the top: a flat agent (do-no-harm) decides without torch's 2.5 s import
 
-        policy = self.model.policy
-        with torch.no_grad():  # SB3's actor, without get_distribution: it keeps the last one in a shared object
-            features = policy.extract_features(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1),
-                                               policy.pi_features_extractor)
-            out = policy.action_net(policy.mlp_extractor.forward_actor(features))
-            if self.spec.positions is None:  # SB3's deterministic action: the Gaussian mean, clipped
-                return float(np.clip(out.numpy().reshape(-1)[0], -1.0, 1.0)), None
-            weights = torch.softmax(out - out.logsumexp(dim=-1, keepdim=True), dim=-1).numpy().reshape(-1)
-        return int(np.argmax(weights)), tuple(float(p) for p in weights)
+        from trader.policy import actor_output, combine_outputs
+
+        tensor = torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1)
+        action, weights = combine_outputs([actor_output(m.policy, tensor) for m in self.models],
+                                          discrete=self.spec.positions is not None)
+        if weights is None:  # SB3's deterministic action: the Gaussian mean, clipped
+            return float(np.clip(np.asarray(action).reshape(-1)[0], -1.0, 1.0)), None
+        return int(action[0]), tuple(float(p) for p in weights.reshape(-1))
 
     def position(self, action: int | float) -> float:
         return float(action) if self.spec.positions is None else self.spec.positions[int(action)]
 
 
-def select_model(run_dir: Path) -> tuple[str | None, str]:
-    """(model file or None for flat, why): best_model.json's choice, else best_model.zip, else model.zip."""
+def select_model(run_dir: Path) -> tuple[list[str] | None, str]:
+    """(model files, member 0 first, or None for flat; why): best_model.json's choice, else each member's
+    best_model.zip, else its model.zip (`trader.runinfo.member_model_files`)."""
     selection = run_dir / SELECTION_FILE
     if selection.exists():
         choice = json.loads(selection.read_text())
         if choice.get("selected") == "flat":
             return None, f"{SELECTION_FILE}: flat ({choice.get('reason', 'no reason given')})"
         if choice.get("selected") == "model":
-            name = choice.get("model") or "best_model.zip"
-            if not (run_dir / name).exists():
-                raise AgentError(f"{selection} selects {name}, which is not in {run_dir}")
-            return name, f"{SELECTION_FILE}: {name}"
-    for name in ("best_model.zip", "model.zip"):
-        if (run_dir / name).exists():
-            return name, f"{name} (no selection in {SELECTION_FILE})"
+            names = list(choice.get("members") or [choice.get("model") or "best_model.zip"])
+            missing = [name for name in names if not (run_dir / name).exists()]
+            if missing:
+                raise AgentError(f"{selection} selects {', '.join(missing)}, not in {run_dir}")
+            return names, f"{SELECTION_FILE}: {describe_models(names)}"
+    names = member_model_files(run_dir)
+    if names:
+        return names, f"{describe_models(names)} (no selection in {SELECTION_FILE})"
     raise AgentError(f"{run_dir} has neither best_model.zip nor model.zip; did the run finish?")
 
 
@@ -310,9 +313,9 @@ class Agent:
             raise AgentError(f"{path} is missing: the run predates trader.agent; re-run its report with "
                              f"`python -m trader.evaluate {run_dir}` to write it")
         spec = AgentSpec.from_json(json.loads(path.read_text()), path)
-        name, why = select_model(run_dir)
-        model = None
-        if name is not None:
+        names, why = select_model(run_dir)
+        models = []
+        for name in names or []:
             from stable_baselines3 import PPO  # here: only an agent with a model pays SB3's and torch's import
 
             model = PPO.load(run_dir / name, device=device)
@@ -320,7 +323,8 @@ class Agent:
             if model.observation_space.shape != (expected,):
                 raise AgentError(f"{run_dir / name} takes observations of shape {model.observation_space.shape}, "
                                  f"but {path} describes {expected} values")
-        return cls(spec, Policy(model, spec), run_dir, name, why)
+            models.append(model)
+        return cls(spec, Policy(models or None, spec), run_dir, describe_models(names) if names else None, why)
 
     @property
     def min_bars(self) -> int:

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
-from stable_baselines3.common.policies import BaseModel
 
 from envs.accounting import backtest
 from envs.spec import EnvSpec
@@ -33,7 +32,8 @@ from trader.agent import AgentError, write_agent_spec
 from trader.metrics import mean_metrics, performance
 from trader.predict import write_test_positions
 from trader.report import write_report
-from trader.runinfo import read_selection
+from trader.policy import actor_output, combine_outputs
+from trader.runinfo import describe_models, member_model_files, read_selection
 
 COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
 
@@ -58,44 +58,44 @@ def policy_positions(predict: Callable[[np.ndarray], Any], store: Store, params:
 
 
 class DeterministicPolicy:
-    """`model.predict(obs, deterministic=True)` of a PPO MLP policy, one observation at a time, minus its overhead.
+    """`model.predict(obs, deterministic=True)` of a PPO MLP policy, or of an ensemble of them, one observation at a
+    time, minus SB3's overhead.
 
     SB3's predict toggles train mode over every module and builds a distribution object on each call,
     about 1 ms per bar, which made validation the larger part of a fast trial. This computes the same
     action the same way (features -> actor MLP -> action net; the most probable action of the normalised
-    logits, or the Gaussian mean clipped to the action space) with none of that. Only Discrete and Box
-    action spaces (what TradingEnv has); tests check it against SB3's predict.
+    logits, or the Gaussian mean clipped to the action space) with none of that. Several models (an
+    ensemble, `train.ensemble`): their probabilities averaged, or their means (`trader.policy.combine_outputs`).
+    Only Discrete and Box action spaces (what TradingEnv has); tests check it against SB3's predict.
     """
 
-    def __init__(self, model: Any) -> None:
-        self.policy = model.policy
-        self.space = model.action_space
+    def __init__(self, model: Any | Sequence[Any]) -> None:
+        models: list[Any] = list(model) if isinstance(model, (list, tuple)) else [model]
+        self.policies = [m.policy for m in models]
+        self.space = models[0].action_space
         if not isinstance(self.space, (spaces.Discrete, spaces.Box)):
             raise TypeError(f"DeterministicPolicy covers Discrete and Box action spaces, not {self.space}")
         self.discrete = isinstance(self.space, spaces.Discrete)
-        self._np, self._torch, self._features = np, torch, BaseModel.extract_features
-        self._device = self.policy.device  # a property that walks the parameters on every call
-        self.policy.set_training_mode(False)  # once per evaluation, not per bar
+        self._np, self._torch = np, torch
+        self._device = self.policies[0].device  # a property that walks the parameters on every call
+        for policy in self.policies:
+            policy.set_training_mode(False)  # once per evaluation, not per bar
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[Any, Any]:
         return self.predict_action(observation), state
 
     def predict_action(self, observation: Any) -> Any:
-        np, torch, policy = self._np, self._torch, self.policy
-        with torch.no_grad():
-            obs = torch.as_tensor(np.asarray(observation), device=self._device).reshape(1, -1)
-            features = self._features(policy, obs, policy.pi_features_extractor)
-            out = policy.action_net(policy.mlp_extractor.forward_actor(features))
-            if self.discrete:  # torch.distributions.Categorical's normalisation, then its mode
-                probs = torch.softmax(out - out.logsumexp(dim=-1, keepdim=True), dim=-1)
-                return np.asarray(probs.argmax(dim=1).cpu().numpy()[0])
-        action = out.cpu().numpy().reshape(self.space.shape)
-        return np.clip(action, self.space.low, self.space.high)
+        obs = self._torch.as_tensor(self._np.asarray(observation), device=self._device).reshape(1, -1)
+        action, _ = combine_outputs([actor_output(policy, obs) for policy in self.policies], self.discrete)
+        if self.discrete:
+            return self._np.asarray(action[0])
+        return self._np.clip(action.reshape(self.space.shape), self.space.low, self.space.high)
 
 
-def model_predictor(model: Any) -> Callable[[np.ndarray], Any]:
-    """The model's deterministic action for one observation (the lean path; same actions as SB3's predict)."""
+def model_predictor(model: Any | Sequence[Any]) -> Callable[[np.ndarray], Any]:
+    """The deterministic action of a model, or of an ensemble of models, for one observation (the lean path;
+    same actions as SB3's predict for one model)."""
     return DeterministicPolicy(model).predict_action
 
 
@@ -205,12 +205,13 @@ def validation_score(model: Any, store: Store, params: Params) -> float:
 
 # ---------------------------------------------------------------- a saved run
 
-def load_run_model(run_dir: Path, device: str = "cpu") -> tuple[Any, str]:
-    """The best validation model when there is one, else the final model."""
-    for name in ("best_model.zip", "model.zip"):
-        if (run_dir / name).exists():
-            return PPO.load(run_dir / name, device=device), name
-    raise FileNotFoundError(f"{run_dir} has neither best_model.zip nor model.zip; did the run finish?")
+def load_run_model(run_dir: Path, device: str = "cpu") -> tuple[list[Any], str]:
+    """The run's policy: each ensemble member's best validation model when it has one, else its final model
+    (`trader.runinfo.member_model_files`); and how reports name it."""
+    files = member_model_files(run_dir)
+    if not files:
+        raise FileNotFoundError(f"{run_dir} has neither best_model.zip nor model.zip; did the run finish?")
+    return [PPO.load(run_dir / name, device=device) for name in files], describe_models(files)
 
 
 def evaluate_run(run_dir: Path, store: Store, params: Params, split: str = "test") -> tuple[dict[str, Any], Any]:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
 ACTIVATIONS: dict[type, Callable[[np.ndarray], np.ndarray]] = {
@@ -87,3 +87,32 @@ def _mlp(x: np.ndarray, layers: Layers) -> np.ndarray:
         if activation is not None:
             x = activation(x)
     return x
+
+
+# ---------------------------------------------------------------- deterministic actions of one policy or an ensemble
+
+def actor_output(policy: ActorCriticPolicy, obs: torch.Tensor) -> np.ndarray:
+    """The action net's output for a batch of observations, without gradients: logits (Discrete actions) or
+    the Gaussian mean (Box). SB3's actor path, without `get_distribution` (it keeps the last distribution in
+    a shared object, which threads would race on)."""
+    with torch.no_grad():  # BaseModel's extract_features: the actor's features, shared extractor or not
+        features = BaseModel.extract_features(policy, obs, policy.pi_features_extractor)
+        return policy.action_net(policy.mlp_extractor.forward_actor(features)).cpu().numpy()
+
+
+def combine_outputs(outputs: list[np.ndarray], discrete: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The deterministic action of the members whose actor outputs these are: (actions, probabilities).
+
+    Discrete: each member's softmax probabilities, averaged over members, and their most probable action (for
+    one member, SB3's deterministic action). Box: the mean of the members' Gaussian means (probabilities None;
+    the caller clips to the action space, as SB3 does).
+    """
+    if not discrete:
+        return np.mean(outputs, axis=0), None
+    probabilities = np.mean([_softmax(o) for o in outputs], axis=0)
+    return probabilities.argmax(axis=-1), probabilities
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)

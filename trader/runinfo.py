@@ -1,5 +1,11 @@
 """A training run's directory: its name, its run record's store fields (common.provenance writes the record),
-and its selection record (trader.selection writes it; trader.evaluate reads it)."""
+its ensemble members' folders and model files, and its selection record (trader.selection writes it;
+trader.evaluate and trader.agent read it).
+
+An ensemble (`train.ensemble` members, trader.train) keeps member 0 in the run directory itself, as a run of
+one member always did, and member k >= 1 under `members/k/`, each with its own checkpoints, best model and
+final model. The run's policy averages its members' action probabilities (trader.policy.combine_outputs).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from settings import Params
 from signals.store import Store
 
 SELECTION_FILE = "best_model.json"
+MEMBERS_DIR = "members"
+MODEL_FILES = ("best_model.zip", "model.zip")
+"""A member's policy: its best validation model when there is one, else its final model."""
 
 
 def new_run_dir(parent: str | Path, seed: int) -> Path:
@@ -55,3 +66,35 @@ def read_selection(run_dir: Path) -> dict[str, Any] | None:
         return None
     record = json.loads(path.read_text())
     return record if "selected" in record else None
+
+
+def member_dir(run_dir: Path, index: int) -> Path:
+    """Where ensemble member `index` trains: the run directory for member 0, members/<index>/ for the rest."""
+    return Path(run_dir) if index == 0 else Path(run_dir) / MEMBERS_DIR / str(index)
+
+
+def member_seed(seed: int, index: int) -> int:
+    """Member `index`'s seed: the run's own for member 0 (a run of one member is what it always was), and for
+    the rest one drawn from (seed, index), so that runs of neighbouring seeds share no member."""
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % 2**31)
+
+
+def member_model_files(run_dir: Path) -> list[str]:
+    """Each member's policy file, relative to the run directory, member 0 first; members without one are
+    skipped (a run interrupted before a later member saved anything)."""
+    run_dir = Path(run_dir)
+    folders = [run_dir] + sorted((p for p in (run_dir / MEMBERS_DIR).glob("*") if p.name.isdigit()),
+                                 key=lambda p: int(p.name))
+    files = []
+    for folder in folders:
+        found = next((folder / name for name in MODEL_FILES if (folder / name).exists()), None)
+        if found is not None:
+            files.append(found.relative_to(run_dir).as_posix())
+    return files
+
+
+def describe_models(files: list[str]) -> str:
+    """How reports name a policy of these model files."""
+    return files[0] if len(files) == 1 else f"ensemble of {len(files)} ({', '.join(files)})"

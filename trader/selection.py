@@ -1,12 +1,13 @@
 """Do-no-harm model selection: the best validation checkpoint trades only if its edge is beyond the noise.
 
-Flat is always a candidate. After training, the best checkpoint (best_model.zip, chosen on validation
-Sharpe) is scored on the validation split again with a stationary-bootstrap interval of its Sharpe ratio
-(trader.bootstrap). If the interval's lower end is above 0, and so is that of the figure `train.drift_test`
-names, the checkpoint is selected; otherwise the run's selected policy is flat, and the report says so in
-words while still showing the checkpoint, labelled "not selected". The choice and its reason go to
-`RUN_DIR/best_model.json` (beside the validation Sharpe and step that `ValidationCallback` keeps there), which
-`trader.evaluate` and a loaded agent read.
+Flat is always a candidate. After training, the run's policy (the best checkpoint, best_model.zip, chosen
+on validation, of each ensemble member of `train.ensemble`, their probabilities averaged) is scored on the
+validation split again with a stationary-bootstrap interval of its Sharpe ratio (trader.bootstrap). If the
+interval's lower end is above 0, and so is that of the figure `train.drift_test` names, the policy is
+selected; otherwise the run's selected policy is flat, and the report says so in words while still showing
+the candidate, labelled "not selected". The choice and its reason go to `RUN_DIR/best_model.json` (beside
+the validation score and step that `ValidationCallback` keeps there), which `trader.evaluate` and a loaded
+agent read.
 
 Why a second figure: a validation period of a few thousand bars may hold one long rise, and a checkpoint that
 stays long through it has a validation interval well above 0 without reading anything in its features.
@@ -34,7 +35,7 @@ from signals.store import Store
 from trader import bootstrap
 from trader.evaluate import evaluate_policy, load_run_model, model_predictor, policy_positions, validation_score
 from trader.metrics import performance
-from trader.runinfo import SELECTION_FILE
+from trader.runinfo import SELECTION_FILE, member_model_files
 
 Figure = tuple[float, tuple[float, float]]
 """A Sharpe ratio and its bootstrap interval."""
@@ -157,32 +158,32 @@ def drift_figures(predict: Callable[[np.ndarray], Any], store: Store, params: Pa
 
 def checkpoint_score(model: Any, store: Store, params: Params) -> float:
     """What `ValidationCallback` ranks checkpoints by: the validation Sharpe ratio (`validation_score`), or with
-    `train.drift_test = "mirror"` the symbol mean of the lower of each symbol's and its mirror image's.
+    `train.drift_test = "mirror"` the mean of the symbols' and their mirror images' validation Sharpe ratios.
 
-    Ranked by the symbol's Sharpe alone, the best checkpoint of a run is often the one most biased towards
+    Ranked by the symbols' Sharpe alone, the best checkpoint of a run is often the one most biased towards
     the validation period's direction, which the mirror test then sends flat while a checkpoint that
-    followed its features was on hand.
+    followed its features was on hand. On the mirror images too, a bias earns nothing on average, and each
+    checkpoint is scored on twice the bars.
     """
     if params.train.drift_test != "mirror":
         return validation_score(model, store, params)
     predict = model_predictor(model)
-    lows = []
+    sharpes = []
     for symbol in store.symbols:
         image = store.mirror_image(symbol)
-        pair = [symbol] if image is None else [symbol, image]
-        sharpes = []
-        for name in pair:
+        for name in [symbol] if image is None else [symbol, image]:
             net, positions = _net_returns(predict, store, params, "validation", name)
             sharpes.append(performance(net, positions, np.zeros_like(net),
                                        store.symbol(symbol).periods_per_year)["sharpe"])
-        lows.append(min(sharpes))
-    return float(np.mean(lows))
+    return float(np.mean(sharpes))
 
 
 def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Score the best checkpoint on validation with its intervals, choose it or flat, write best_model.json."""
-    model, name = load_run_model(run_dir)
-    predict = model_predictor(model)
+    """Score the run's policy (the best checkpoint of each ensemble member, their probabilities averaged) on
+    validation with its intervals, choose it or flat, write best_model.json."""
+    models, name = load_run_model(run_dir)
+    files = member_model_files(run_dir)
+    predict = model_predictor(models)
     validation, _ = evaluate_policy(predict, store, params, "validation")
     drift, mirror_sharpe = drift_figures(predict, store, params, "validation")
     selected, reason = choose(validation, params.train.do_no_harm, drift,
@@ -190,7 +191,8 @@ def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[st
     path = Path(run_dir) / SELECTION_FILE
     record = json.loads(path.read_text()) if path.exists() else {}
     record.update({
-        "selected": selected, "model": name if selected == "model" else None, "candidate": name,
+        "selected": selected, "model": files[0] if selected == "model" else None,
+        "members": files if selected == "model" else None, "candidate": name, "candidate_members": files,
         "reason": reason, "candidate_validation_sharpe": validation["agent"]["sharpe"],
         "candidate_validation_interval": validation["agent"]["sharpe_interval"],
         "interval_level": validation["interval_level"], "do_no_harm": params.train.do_no_harm,

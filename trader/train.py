@@ -28,7 +28,7 @@ from signals.build import BuildError, expand_data_paths
 from signals.cache import store_cache_key
 from signals.store import Store, StoreError, open_store
 from signals.threads import limit_loaded_pools
-from trader.runinfo import new_parent_dir, new_run_dir, training_fields
+from trader.runinfo import member_dir, member_seed, new_parent_dir, new_run_dir, training_fields
 
 # torch, stable-baselines3, JAX and the modules that import them (envs.factory, trader.callbacks, trader.evaluate,
 # trader.jax_ppo, trader.policy, trader.selection) are imported in the functions that use them, not here: together
@@ -154,6 +154,25 @@ def load_checkpoint(run_dir: Path, env: Any, device: str, log: Any, learner: str
 
 # ---------------------------------------------------------------- learning
 
+def learn_member(index: int, env: Any, params: Params, run_dir: Path, store: Store, device: str, resume: bool,
+                 log: Any) -> dict[str, Any]:
+    """Train ensemble member `index` in its folder (trader.runinfo.member_dir) on the shared environments.
+
+    Resuming, a member with a checkpoint continues from it (one already finished learns nothing more) and a
+    member not yet started starts afresh; member 0 of a resumed run must have one.
+    """
+    folder, seed = member_dir(run_dir, index), member_seed(params.train.seed, index)
+    if params.train.ensemble > 1:
+        log(f"ensemble member {index + 1} of {params.train.ensemble} (seed {seed}): {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    member_params = replace_path(params, {"train.seed": seed})
+    if resume and (index == 0 or any((folder / "checkpoints").glob("step_*.zip"))):
+        model = load_checkpoint(folder, env, device, log, params.train.learner)
+    else:
+        model = new_model(member_params, env, device)  # seeds the environments too (SB3's set_random_seed)
+    return {"seed": seed, **learn(model, member_params, folder, store, log)}
+
+
 def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any) -> dict[str, Any]:
     """model.learn with checkpoints, validation and progress; Ctrl-C saves a checkpoint and re-raises."""
     from stable_baselines3.common.callbacks import CallbackList
@@ -164,7 +183,7 @@ def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any) -> 
 
     model.set_logger(configure(str(run_dir / "logs" / f"from_step_{model.num_timesteps}"), ["csv", "tensorboard"]))
     checkpoints = CheckpointCallback(run_dir / "checkpoints", params.train.checkpoint_every)
-    label = "validation score (lower of symbol and mirror Sharpe)" if params.train.drift_test == "mirror" else \
+    label = "validation Sharpe (mean of symbols and mirror images)" if params.train.drift_test == "mirror" else \
         "validation Sharpe"
     validation = ValidationCallback(lambda m: checkpoint_score(m, store, params), params.train.eval_every,
                                     run_dir / "best_model.zip",
@@ -208,6 +227,7 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
         "steps_per_second": round(stats["steps_per_second"], 1), "num_timesteps": stats["num_timesteps"],
         "best_validation_sharpe": stats["best_validation_sharpe"], "best_step": stats["best_step"],
         "peak_memory_mib": round(memory.peak_bytes / 2**20, 1), "test_sharpe": report["test"]["agent"]["sharpe"],
+        "ensemble": stats["members"],
     })
     return run_dir
 
@@ -240,11 +260,13 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
 
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
     try:
-        model = (load_checkpoint(run_dir, env, device, log, params.train.learner) if resume
-                 else new_model(params, env, device))
-        stats = learn(model, params, run_dir, store, log)
+        members = [learn_member(k, env, params, run_dir, store, device, resume is not None, log)
+                   for k in range(params.train.ensemble)]
     finally:
         env.close()
+    stats = {**members[0], "steps_per_second": float(np.mean([m["steps_per_second"] for m in members])),
+             "members": [{k: m[k] for k in ("seed", "best_validation_sharpe", "best_step", "num_timesteps")}
+                         for m in members]}
     select_policy(run_dir, store, params, log)
     report = report_run(run_dir, store, params, log=log)
     return run_dir, stats, report
