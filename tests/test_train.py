@@ -51,6 +51,10 @@ def test_train_end_to_end_writes_every_output(tmp_path):
                 "peak_memory_mib", "num_timesteps"):
         assert key in record, key
     assert record["num_timesteps"] == 512
+    members = record["ensemble"]  # train.ensemble = 2 in these settings: member 1 trains under members/1/
+    assert [m["num_timesteps"] for m in members] == [512, 512] and len({m["seed"] for m in members}) == 2
+    assert (run / "members" / "1" / "best_model.zip").exists() and (run / "members" / "1" / "checkpoints").is_dir()
+    assert selection["candidate_members"] == ["best_model.zip", "members/1/best_model.zip"]
     assert "agent" in result.stdout and "buy_and_hold" in result.stdout
     again = run_module("trader.evaluate", str(run))
     assert again.returncode == 0, again.stderr[-2000:]
@@ -75,13 +79,15 @@ def test_no_build_with_missing_store_is_an_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_then_resume_reaches_the_same_step_count(tmp_path):
+@pytest.mark.parametrize("member", ["", "members/1/"])
+def test_sigint_then_resume_reaches_the_same_step_count(tmp_path, member):
+    """Interrupted in ensemble member 0 or in member 1, the resumed run brings every member to its steps."""
     params = write_params(tmp_path)
     args = [sys.executable, "-m", "trader.train", "--params", str(params), "--timesteps", "4096",
             "--vec-env", "subproc"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not list((tmp_path / "runs").glob("*/checkpoints/step_*.zip")):
+    while time.monotonic() < deadline and not list((tmp_path / "runs").glob(f"*/{member}checkpoints/step_*.zip")):
         time.sleep(0.2)
     import psutil
 
@@ -98,11 +104,12 @@ def test_sigint_then_resume_reaches_the_same_step_count(tmp_path):
 
     from trader.callbacks import latest_checkpoints
 
-    saved = PPO.load(latest_checkpoints(run / "checkpoints")[0])
+    saved = PPO.load(latest_checkpoints(run / member / "checkpoints")[0])
     assert 0 < saved.num_timesteps < 4096
     result = run_module("trader.train", "--resume", str(run))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((run / "run.json").read_text())["num_timesteps"] == 4096
+    record = json.loads((run / "run.json").read_text())
+    assert record["num_timesteps"] == 4096 and [m["num_timesteps"] for m in record["ensemble"]] == [4096, 4096]
     assert (run / "report.json").exists()
 
 
