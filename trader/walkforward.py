@@ -54,10 +54,9 @@ from trader.report import plot_equity
 from trader.runinfo import new_parent_dir, training_fields
 from trader.train import (
     configure_learner,
-    learn,
+    learn_member,
     learner_device,
     make_training_env,
-    new_model,
     prepare_store,
 )
 
@@ -241,10 +240,13 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
 
 
 def _train(params: Params, run_dir: Path, store: Store, log: Callable[[str], None]) -> dict[str, Any]:
-    """trader.train's environments, model and learning loop, in the fold's run directory."""
+    """trader.train's environments, ensemble members and learning loop, in the fold's run directory: member 0's
+    statistics."""
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
+    device = learner_device(params.train.device)
     try:
-        return learn(new_model(params, env, learner_device(params.train.device)), params, run_dir, store, log)
+        return [learn_member(k, env, params, run_dir, store, device, False, log)
+                for k in range(params.train.ensemble)][0]
     finally:
         env.close()
 
