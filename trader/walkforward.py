@@ -449,7 +449,8 @@ def run(params: Params, argv: Sequence[str], run_dir: str | None = None, log: Ca
     workers = fold_workers(params.walkforward.workers, len(tasks), available_cores(),
                            psutil.virtual_memory().available)
     log(f"walk-forward: {len(tasks)} {params.walkforward.window} folds, {workers} at a time (logs: "
-        f"{out}/fold_<k>/log.txt); each trains {params.train.timesteps:,} steps on {params.train.n_envs} "
+        f"{out}/fold_<k>/log.txt); each trains {params.train.ensemble} ensemble member(s) of "
+        f"{params.train.timesteps:,} steps on {params.train.n_envs} "
         f"{params.train.vec_env} environment(s)")
     with TreeMemory() as memory, fold_pool(params, workers, out) as pool:
         if pool.kind == "dask":
