@@ -17,8 +17,10 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one parameter, value read as TOML (repeatable)")
 
 
-def params_from_cli(params_file: str | Path | None, overrides: list[str], flags: Mapping[str, Any]) -> Params:
-    """parameters.toml, then --set, then the dedicated flags that were given (they win); all validated."""
-    params = load_params(params_file, overrides)
+def params_from_cli(params_file: str | Path | None, overrides: list[str], flags: Mapping[str, Any],
+                    recorded: bool = False) -> Params:
+    """parameters.toml (or, `recorded`, a run's own params.toml: settings.loader.load_params), then --set,
+    then the dedicated flags that were given (they win); all validated."""
+    params = load_params(params_file, overrides, recorded)
     given = {key: value for key, value in flags.items() if value is not None}
     return replace_path(params, given) if given else params

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import sys
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from settings.recorded import upgrade_recorded
 from settings.schema import FieldError, Params
 
 DEFAULT_PARAMS_FILE = Path("parameters.toml")
@@ -26,8 +28,12 @@ class ConfigError(ValueError):
 
 # ---------------------------------------------------------------- loading
 
-def load_params(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Params:
-    """Read `path` (default: ./parameters.toml when present, else built-in defaults), apply overrides."""
+def load_params(path: str | Path | None = None, overrides: Iterable[str] = (), recorded: bool = False) -> Params:
+    """Read `path` (default: ./parameters.toml when present, else built-in defaults), apply overrides.
+
+    `recorded`: `path` is a run's own params.toml, which an earlier version may have written; its removed
+    and missing keys are read as what the run did (settings.recorded), and a note on stderr says how.
+    """
     raw: dict[str, Any] = {}
     source = "built-in defaults"
     if path is None and DEFAULT_PARAMS_FILE.exists():
@@ -41,6 +47,9 @@ def load_params(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        if recorded:
+            for note in upgrade_recorded(raw):
+                print(f"note: {path}: {note}", file=sys.stderr)
     for item in overrides:
         apply_override(raw, item)
     return params_from_dict(raw, source=source)

@@ -268,8 +268,9 @@ def tiny_params(tmp: Path, **extra: object) -> Params:
     return replace_path(load_params(ROOT / "parameters.toml"), values)
 
 
-def synthetic_store(params: Params, seed: int = 0, cache_key: str | None = None) -> Path:
-    """2 symbols x 600 hourly bars at params.build.out; test rows (500..600) of prices and features are NaN."""
+def synthetic_store(params: Params, seed: int = 0, cache_key: str | None = None, mirrored: bool = False) -> Path:
+    """2 symbols x 600 hourly bars at params.build.out; test rows (500..600) of prices and features are NaN.
+    `mirrored`: each also with its mirror image (prices inverted, features negated), as data.mirror builds."""
     rng = np.random.default_rng(seed)
     symbols = {}
     for name in ("AAA", "BBB"):
@@ -281,9 +282,12 @@ def synthetic_store(params: Params, seed: int = 0, cache_key: str | None = None)
         hour = 3_600_000_000_000
         timestamps = np.datetime64("2020-01-01", "ns").astype(np.int64) + np.arange(n, dtype=np.int64) * hour
         symbols[name] = (features, close, timestamps)
+        if mirrored:
+            symbols[f"{name}~mirror"] = (-features, close[0] ** 2 / close, timestamps)
     key = store_cache_key(params) if cache_key is None else cache_key
+    mirror_of = {s: s.split("~")[0] for s in symbols if s.endswith("~mirror")}
     opened = write_synthetic_store(params.build.out, symbols, {s: TUNE_SPLITS for s in symbols},
-                                   [f"f{i}(x)" for i in range(4)], cache_key=key)
+                                   [f"f{i}(x)" for i in range(4)], cache_key=key, mirror_of=mirror_of)
     # Training-split scores per feature, as a real build writes them (evaluation's best-signal baseline reads them).
     manifest = {k: v for k, v in opened.manifest.items() if k != "format"}
     manifest["features"] = [{**f, "scores": {"rank_ic": 0.01 * (i + 1)}} for i, f in enumerate(manifest["features"])]

@@ -79,3 +79,25 @@ def test_with_gradients_or_continuous_actions_it_is_sb3s_forward():
     with torch.no_grad():
         actions, values, _ = continuous(observations())
     assert actions.shape == (64, 1) and values.shape == (64, 1)
+
+
+def test_an_ensembles_discrete_action_is_the_most_probable_on_average_not_the_majority_vote():
+    from trader.policy import combine_outputs
+
+    # member 0 is sure of action 2, members 1 and 2 lean a little to action 0: the mean probability picks 2
+    logits = [np.log(np.array([[0.01, 0.01, 0.98]])), np.log(np.array([[0.40, 0.30, 0.30]])),
+              np.log(np.array([[0.40, 0.30, 0.30]]))]
+    action, probabilities = combine_outputs(logits, discrete=True)
+    np.testing.assert_allclose(probabilities, [[0.27, 0.2033333, 0.5266667]], atol=1e-6)
+    assert action.tolist() == [2]
+    alone, p = combine_outputs(logits[1:2], discrete=True)  # one member: SB3's argmax of its logits
+    assert alone.tolist() == [0] and np.isclose(p.sum(), 1.0)
+
+
+def test_an_ensembles_continuous_action_is_the_mean_of_the_members_means():
+    from trader.policy import combine_outputs
+
+    means = [np.array([[0.9]]), np.array([[-0.3]]), np.array([[0.6]])]
+    action, probabilities = combine_outputs(means, discrete=False)
+    np.testing.assert_allclose(action, [[0.4]])
+    assert probabilities is None

@@ -33,6 +33,21 @@ def test_without_do_no_harm_the_best_checkpoint_is_kept():
     assert selected == "model" and "do_no_harm = false" in reason
 
 
+def test_the_policys_files_are_the_selection_records_else_the_members_on_disk(tmp_path):
+    from trader.runinfo import policy_files
+
+    for name in ("best_model.zip", "members/1/best_model.zip", "members/2/model.zip"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    on_disk = ["best_model.zip", "members/1/best_model.zip", "members/2/model.zip"]
+    assert policy_files(tmp_path, None) == on_disk
+    chosen = ["best_model.zip", "members/1/best_model.zip"]
+    assert policy_files(tmp_path, {"selected": "model", "members": chosen}) == chosen
+    assert policy_files(tmp_path, {"selected": "flat", "members": None, "candidate_members": chosen}) == chosen
+    assert policy_files(tmp_path, {"selected": "model", "model": "best_model.zip"}) == ["best_model.zip"]  # older
+    assert policy_files(tmp_path, {"selected": "flat", "model": None}) == on_disk  # older: no candidate named
+
+
 def test_read_selection_ignores_a_record_without_a_choice(tmp_path):
     assert read_selection(tmp_path) is None
     (tmp_path / SELECTION_FILE).write_text(json.dumps({"validation_sharpe": 1.0, "step": 5}))

@@ -74,3 +74,32 @@ def test_toml_round_trip(tmp_path):
 def test_params_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Params().env.window = 3  # type: ignore[misc]
+
+
+def test_a_run_recorded_before_a_key_changed_is_read_as_it_ran(tmp_path, capsys):
+    """A recorded params.toml with train.beyond_drift (removed) and without train.ensemble, train.drift_test
+    and data.mirror (added since) loads as the run was: one agent, the drift test, no mirror images; as a
+    user's parameters file it is still an error naming the key."""
+    raw = tomllib.loads(to_toml(Params()))
+    for section, key in (("train", "ensemble"), ("train", "drift_test"), ("data", "mirror")):
+        del raw[section][key]
+    raw["train"]["beyond_drift"] = True
+    lines = []
+    for section, table in raw.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items() if not isinstance(value, dict)]
+    path = tmp_path / "params.toml"
+    path.write_text("\n".join(lines) + "\n")
+    params = load_params(path, recorded=True)
+    assert (params.train.ensemble, params.train.drift_test, params.data.mirror) == (1, "drift", False)
+    assert "train.beyond_drift = True read as train.drift_test = 'drift'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unknown key 'train.beyond_drift'"):
+        load_params(path)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)

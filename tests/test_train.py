@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,9 +80,10 @@ def test_no_build_with_missing_store_is_an_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("member", ["", "members/1/"])
-def test_sigint_then_resume_reaches_the_same_step_count(tmp_path, member):
-    """Interrupted in ensemble member 0 or in member 1, the resumed run brings every member to its steps."""
+@pytest.mark.parametrize("member, afresh", [("", False), ("members/1/", False), ("members/1/", True)])
+def test_sigint_then_resume_reaches_the_same_step_count(tmp_path, member, afresh):
+    """Interrupted in ensemble member 0 or in member 1, the resumed run brings every member to its steps; a
+    member without a checkpoint starts afresh, and a best score left by its earlier start does not gate it."""
     params = write_params(tmp_path)
     args = [sys.executable, "-m", "trader.train", "--params", str(params), "--timesteps", "4096",
             "--vec-env", "subproc"]
@@ -106,11 +108,17 @@ def test_sigint_then_resume_reaches_the_same_step_count(tmp_path, member):
 
     saved = PPO.load(latest_checkpoints(run / member / "checkpoints")[0])
     assert 0 < saved.num_timesteps < 4096
+    assert f"--resume {run}`" in stdout  # the run's directory, not the member's folder
+    if afresh:
+        shutil.rmtree(run / member / "checkpoints")
+        (run / member / "best_model.json").write_text(json.dumps({"validation_sharpe": 1e9, "step": 1}))
     result = run_module("trader.train", "--resume", str(run))
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((run / "run.json").read_text())
     assert record["num_timesteps"] == 4096 and [m["num_timesteps"] for m in record["ensemble"]] == [4096, 4096]
     assert (run / "report.json").exists()
+    if afresh:
+        assert json.loads((run / member / "best_model.json").read_text())["validation_sharpe"] < 1e9
 
 
 @pytest.mark.slow

@@ -261,20 +261,28 @@ def test_best_params_round_trip_into_training(tmp_path):
         env.close()
 
 
-def test_the_validation_result_is_validation_scores_figure_with_the_moments_of_its_returns(tmp_path):
+@pytest.mark.parametrize("drift_test", ["mirror", "none"])
+def test_the_validation_result_is_the_checkpoint_score_with_the_moments_of_its_returns(tmp_path, drift_test):
+    """A trial is scored as training ranks checkpoints: with the mirror test on the symbols and their mirror
+    images (so a bet on the validation period's direction earns a trial nothing), else on the symbols."""
     from signals.store import open_store
     from trader.evaluate import validation_score
+    from trader.selection import checkpoint_score
     from trader.train import make_training_env, new_model
 
-    params = tiny_params(tmp_path)
-    store = open_store(synthetic_store(params))
+    params = tiny_params(tmp_path, **{"train.drift_test": drift_test})
+    store = open_store(synthetic_store(params, mirrored=drift_test == "mirror"))
     env = make_training_env(params, store.root, 1, 0, "dummy")
     try:
         model = new_model(params, env, "cpu")
         model.learn(64)
         score, symbols = objective.validation_result(model, store, params)
-        assert score == validation_score(model, store, params)
-        assert set(symbols) == {"AAA", "BBB"}
+        assert score == checkpoint_score(model, store, params)
+        if drift_test == "mirror":
+            assert set(symbols) == {"AAA", "AAA~mirror", "BBB", "BBB~mirror"}
+            assert score != validation_score(model, store, params)  # the images count
+        else:
+            assert score == validation_score(model, store, params) and set(symbols) == {"AAA", "BBB"}
         for name, figures in symbols.items():
             start, stop = figures["bars"]
             assert TUNE_SPLITS["validation"][0] <= start and stop <= TUNE_SPLITS["validation"][1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,8 @@ def test_walkforward_end_to_end_through_the_cli_and_serial_equals_parallel(tmp_p
     assert record["workers"] == 2 and len(record["folds"]) == 2
     for fold in record["folds"]:
         assert fold["features"] and fold["selection"]["selected"] in ("model", "flat")
+        members = json.loads((Path(fold["run_dir"]) / "run.json").read_text())["ensemble"]  # every member's seed
+        assert [m["seed"] for m in members] == fold["seeds"] and len(set(fold["seeds"])) == len(members) >= 2
         for split in ("validation", "test"):
             assert set(fold[split]["baselines"]) == {"buy_and_hold", "flat", "random", "best_signal"}
             assert len(fold[split]["agent"]["sharpe_interval"]) == 2

@@ -52,7 +52,7 @@ from envs.trading_env import ACTION_POSITIONS, DEFAULT_FEATURE_BOUND, N_STATE, T
 from settings import Params
 from signals.catalog import CATALOG, Ohlcv, compute_variants
 from signals.store import Store
-from trader.runinfo import SELECTION_FILE, describe_models, member_model_files
+from trader.runinfo import SELECTION_FILE, describe_models, member_model_files, policy_files
 
 AGENT_FILE = "agent.json"
 AGENT_FORMAT = 1
@@ -283,7 +283,8 @@ def select_model(run_dir: Path) -> tuple[list[str] | None, str]:
         if choice.get("selected") == "flat":
             return None, f"{SELECTION_FILE}: flat ({choice.get('reason', 'no reason given')})"
         if choice.get("selected") == "model":
-            names = list(choice.get("members") or [choice.get("model") or "best_model.zip"])
+            names = policy_files(run_dir, choice) if (choice.get("members") or choice.get("model")) \
+                else ["best_model.zip"]
             missing = [name for name in names if not (run_dir / name).exists()]
             if missing:
                 raise AgentError(f"{selection} selects {', '.join(missing)}, not in {run_dir}")

@@ -33,7 +33,7 @@ from trader.metrics import mean_metrics, performance
 from trader.predict import write_test_positions
 from trader.report import write_report
 from trader.policy import actor_output, combine_outputs
-from trader.runinfo import describe_models, member_model_files, read_selection
+from trader.runinfo import SELECTION_FILE, describe_models, member_model_files, policy_files, read_selection
 
 COST_MULTIPLIERS = {"0x": 0.0, "1x": 1.0, "2x": 2.0}
 
@@ -205,12 +205,17 @@ def validation_score(model: Any, store: Store, params: Params) -> float:
 
 # ---------------------------------------------------------------- a saved run
 
-def load_run_model(run_dir: Path, device: str = "cpu") -> tuple[list[Any], str]:
-    """The run's policy: each ensemble member's best validation model when it has one, else its final model
-    (`trader.runinfo.member_model_files`); and how reports name it."""
-    files = member_model_files(run_dir)
+def load_run_model(run_dir: Path, device: str = "cpu", files: Sequence[str] | None = None
+                   ) -> tuple[list[Any], str]:
+    """The models of `files` (relative to the run directory), by default each ensemble member's best
+    validation model when it has one, else its final model (`trader.runinfo.member_model_files`); and how
+    reports name them."""
+    files = list(files) if files is not None else member_model_files(run_dir)
     if not files:
         raise FileNotFoundError(f"{run_dir} has neither best_model.zip nor model.zip; did the run finish?")
+    missing = [name for name in files if not (run_dir / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir / SELECTION_FILE} names {', '.join(missing)}, not in {run_dir}")
     return [PPO.load(run_dir / name, device=device) for name in files], describe_models(files)
 
 
@@ -220,8 +225,8 @@ def evaluate_run(run_dir: Path, store: Store, params: Params, split: str = "test
     When do-no-harm selection chose flat (trader.selection), the agent's figures are flat's, and the best
     checkpoint's are shown beside them under `not_selected`.
     """
-    model, name = load_run_model(run_dir)
     selection = read_selection(run_dir)
+    model, name = load_run_model(run_dir, files=policy_files(run_dir, selection))
     selected = selection["selected"] if selection else "model"
     if selected == "flat":
         summary, curves = evaluate_policy(flat_predictor(params.env.action_mode), store, params, split)
@@ -283,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     try:
-        params = load_params(run_dir / "params.toml")
+        params = load_params(run_dir / "params.toml", recorded=True)
         store = open_run_store(run_dir, params)
         report_run(run_dir, store, params, split=args.split,
                      name="report.json" if args.split == "test" else f"report_{args.split}.json")

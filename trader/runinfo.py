@@ -23,6 +23,9 @@ SELECTION_FILE = "best_model.json"
 MEMBERS_DIR = "members"
 MODEL_FILES = ("best_model.zip", "model.zip")
 """A member's policy: its best validation model when there is one, else its final model."""
+BEST_SCORE_FILE = SELECTION_FILE
+"""Beside a member's best model, its validation score and step (trader.callbacks.ValidationCallback), which
+a resumed member must beat; in the run's own folder the selection adds its record to the same file."""
 
 
 def new_run_dir(parent: str | Path, seed: int) -> Path:
@@ -93,6 +96,19 @@ def member_model_files(run_dir: Path) -> list[str]:
         if found is not None:
             files.append(found.relative_to(run_dir).as_posix())
     return files
+
+
+def policy_files(run_dir: Path, selection: dict[str, Any] | None) -> list[str]:
+    """The model files of the run's policy, member 0 first: those its selection record names (`members`, or
+    `candidate_members` where it selected flat: the policy shown beside flat), else each member's best or
+    final model (`member_model_files`), for a run without a record or one written before ensembles."""
+    names: list[str] | None = None
+    if selection is not None:
+        names = selection.get("members") if selection.get("selected") == "model" else \
+            selection.get("candidate_members")
+        if not names and selection.get("selected") == "model" and selection.get("model"):
+            names = [selection["model"]]
+    return list(names) if names else member_model_files(run_dir)
 
 
 def describe_models(files: list[str]) -> str:

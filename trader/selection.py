@@ -167,15 +167,24 @@ def checkpoint_score(model: Any, store: Store, params: Params) -> float:
     """
     if params.train.drift_test != "mirror":
         return validation_score(model, store, params)
-    predict = model_predictor(model)
-    sharpes = []
+    returns = mirrored_validation_returns(model_predictor(model), store, params)
+    return float(np.mean([performance(net, positions, np.zeros_like(net), ppy)["sharpe"]
+                          for _, net, positions, ppy in returns.values()]))
+
+
+def mirrored_validation_returns(predict: Callable[[np.ndarray], Any], store: Store, params: Params
+                                ) -> dict[str, tuple[int, np.ndarray, np.ndarray, float]]:
+    """Per symbol and per mirror image (the symbol's order, each followed by its image): the first decision
+    bar, net returns and positions of the policy over validation, and the symbol's bars per year; what
+    `checkpoint_score` averages with the mirror test, and the tuner's trials with it too."""
+    out = {}
     for symbol in store.symbols:
         image = store.mirror_image(symbol)
         for name in [symbol] if image is None else [symbol, image]:
-            net, positions = _net_returns(predict, store, params, "validation", name)
-            sharpes.append(performance(net, positions, np.zeros_like(net),
-                                       store.symbol(symbol).periods_per_year)["sharpe"])
-    return float(np.mean(sharpes))
+            first_bar, positions = policy_positions(predict, store, params, "validation", name)
+            result = backtest(np.asarray(store.symbol(name).close), positions, first_bar, params.costs.total_bps)
+            out[name] = (first_bar, result["net_returns"], result["positions"], store.symbol(symbol).periods_per_year)
+    return out
 
 
 def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[str], None] = print) -> dict[str, Any]:

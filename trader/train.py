@@ -28,7 +28,8 @@ from signals.build import BuildError, expand_data_paths
 from signals.cache import store_cache_key
 from signals.store import Store, StoreError, open_store
 from signals.threads import limit_loaded_pools
-from trader.runinfo import member_dir, member_seed, new_parent_dir, new_run_dir, training_fields
+from trader.runinfo import BEST_SCORE_FILE, MODEL_FILES, member_dir, member_seed, new_parent_dir, new_run_dir, \
+    training_fields
 
 # torch, stable-baselines3, JAX and the modules that import them (envs.factory, trader.callbacks, trader.evaluate,
 # trader.jax_ppo, trader.policy, trader.selection) are imported in the functions that use them, not here: together
@@ -64,7 +65,7 @@ def resolve_params(args: argparse.Namespace) -> Params:
     return params_from_cli(params_file, args.overrides, {
         "data.paths": expand_data_paths(args.data) if args.data else None, "train.n_envs": args.n_envs,
         "train.timesteps": args.timesteps, "train.vec_env": args.vec_env, "train.seed": args.seed,
-        "train.run_dir": args.run_dir, "train.device": args.device})
+        "train.run_dir": args.run_dir, "train.device": args.device}, recorded=bool(args.resume))
 
 
 # ---------------------------------------------------------------- the signal store
@@ -169,12 +170,16 @@ def learn_member(index: int, env: Any, params: Params, run_dir: Path, store: Sto
     if resume and (index == 0 or any((folder / "checkpoints").glob("step_*.zip"))):
         model = load_checkpoint(folder, env, device, log, params.train.learner)
     else:
+        for name in (*MODEL_FILES, BEST_SCORE_FILE):  # an earlier start's best model would gate this one's
+            (folder / name).unlink(missing_ok=True)
         model = new_model(member_params, env, device)  # seeds the environments too (SB3's set_random_seed)
-    return {"seed": seed, **learn(model, member_params, folder, store, log)}
+    return {"seed": seed, **learn(model, member_params, folder, store, log, resume_dir=run_dir)}
 
 
-def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any) -> dict[str, Any]:
-    """model.learn with checkpoints, validation and progress; Ctrl-C saves a checkpoint and re-raises."""
+def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any, resume_dir: Path | None = None
+          ) -> dict[str, Any]:
+    """model.learn with checkpoints, validation and progress in `run_dir`; Ctrl-C saves a checkpoint, says to
+    resume `resume_dir` (the run's directory, where `run_dir` is a member's folder), and re-raises."""
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
 
@@ -196,7 +201,7 @@ def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any) -> 
     except KeyboardInterrupt:
         path = checkpoints.save_now()
         log(f"\ninterrupted: saved {path} at step {checkpoints.trained_steps:,}; "
-            f"continue with `python -m trader.train --resume {run_dir}`")
+            f"continue with `python -m trader.train --resume {resume_dir or run_dir}`")
         raise
     from trader.callbacks import save_checkpoint, save_model_atomically
 
@@ -264,7 +269,8 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
                    for k in range(params.train.ensemble)]
     finally:
         env.close()
-    stats = {**members[0], "steps_per_second": float(np.mean([m["steps_per_second"] for m in members])),
+    rates = [m["steps_per_second"] for m in members if m["steps_per_second"] > 0]  # 0: finished before a resume
+    stats = {**members[0], "steps_per_second": float(np.mean(rates)) if rates else 0.0,
              "members": [{k: m[k] for k in ("seed", "best_validation_sharpe", "best_step", "num_timesteps")}
                          for m in members]}
     select_policy(run_dir, store, params, log)

@@ -65,9 +65,9 @@ from trader.train import (
 # `--set` and a layout that does not fit answer without them.
 
 WALKFORWARD_FILE = "walkforward.json"
-FOLD_MEMORY_BYTES = 3 * 2**29
-"""Memory set aside per fold running at once (1.5 GiB): two default folds at once peaked at 2,152 MiB (PSS)
-for the whole process tree on the bundled data (benchmarks/RESULTS.md), about 1.05 GiB each."""
+FOLD_MEMORY_BYTES = 2**31
+"""Memory set aside per fold running at once (2 GiB): two default folds at once (an ensemble of 3 each)
+peaked at about 1.7 GiB each (PSS, the whole process tree, on the bundled data; benchmarks/RESULTS.md)."""
 RETURN_METRICS = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "bars")
 """The metrics of `trader.metrics.performance` that depend on the returns alone (what stitching keeps)."""
 
@@ -222,7 +222,9 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     preload_forkserver()
     store = prepare_store(params, no_build=False, log=log)  # scoring and selection on the fold's training bars
     write_run_record(run_dir, params, task.command, training_fields(params, store), extra={"fold": task.fold.index + 1})
-    stats = _train(params, run_dir, store, log)
+    members = _train(params, run_dir, store, log)
+    update_run_record(run_dir, {"ensemble": [{k: m[k] for k in ("seed", "best_validation_sharpe", "best_step",
+                                                                "num_timesteps")} for m in members]})
     selection = select_policy(run_dir, store, params, log)
     validation, _ = evaluate_run(run_dir, store, params, "validation")
     test, curves = evaluate_run(run_dir, store, params, "test")  # the fold's one read of its test slice
@@ -235,18 +237,19 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
             "selection": {k: selection[k] for k in ("selected", "candidate", "reason", "candidate_validation_sharpe",
                                                     "candidate_validation_interval")},
             "validation": _summary(validation["validation"]), "test": _summary(test["test"]),
-            "num_timesteps": stats["num_timesteps"], "seconds": round(time.perf_counter() - started, 2),
+            "num_timesteps": members[0]["num_timesteps"], "seeds": [m["seed"] for m in members],
+            "seconds": round(time.perf_counter() - started, 2),
             "returns": returns, "times": times}
 
 
-def _train(params: Params, run_dir: Path, store: Store, log: Callable[[str], None]) -> dict[str, Any]:
-    """trader.train's environments, ensemble members and learning loop, in the fold's run directory: member 0's
-    statistics."""
+def _train(params: Params, run_dir: Path, store: Store, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """trader.train's environments, ensemble members and learning loop, in the fold's run directory: each
+    member's statistics."""
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
     device = learner_device(params.train.device)
     try:
         return [learn_member(k, env, params, run_dir, store, device, False, log)
-                for k in range(params.train.ensemble)][0]
+                for k in range(params.train.ensemble)]
     finally:
         env.close()
 

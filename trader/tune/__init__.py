@@ -11,8 +11,11 @@ One module per concern, read in this order (each imports only the ones before it
 * `runner`: worker processes and the study from start to summary; `__main__`: the command line.
 
 What a trial may see. The objective is the agent's annualised Sharpe ratio net of costs on the
-VALIDATION split (`trader.evaluate.validation_score`'s figure), averaged over `tune.seeds_per_trial`
-seeds. Training uses the train split only; nothing in a study opens the test split. Signals were
+VALIDATION split, as training ranks checkpoints (`trader.selection.checkpoint_score`: with the mirror
+test, the mean over the symbols and their mirror images), averaged over `tune.seeds_per_trial` seeds.
+A trial trains one agent per seed, not an ensemble (`train.ensemble` is for the run that uses the best
+trial's parameters): the seeds' mean score is what the ensemble's members would score on average.
+Training uses the train split only; nothing in a study opens the test split. Signals were
 selected on the training split by `signals.build`.
 
 Fast and full mode. `--fast` uses the signal store at `build.out` as it is (a missing or stale store is

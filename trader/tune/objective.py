@@ -1,7 +1,8 @@
 """One trial: sample, resolve the trial's parameters, get its store, train in chunks, score on validation.
 
 The score is the agent's annualised Sharpe ratio net of costs on the validation split, averaged over
-symbols and `tune.seeds_per_trial` seeds (`trader.evaluate.validation_score`'s figure). Beside it each
+symbols (with the mirror test, and their mirror images) and `tune.seeds_per_trial` seeds
+(`trader.selection.checkpoint_score`'s figure). Beside it each
 trial records, per seed and symbol, what the deflated Sharpe ratio of the study's best trial needs:
 the validation bars scored, their number, the per-bar Sharpe ratio, skewness and kurtosis of the
 agent's net returns (result.json), and the standard error of the trial's score (a user attribute).
@@ -25,6 +26,7 @@ from common.files import save_json, save_text
 from signals.store import Store, StoreError, open_store
 from trader.callbacks import save_model_atomically
 from trader.evaluate import evaluate_policy, model_predictor
+from trader.metrics import performance
 from trader.stats import return_moments, sharpe_standard_error
 from trader.train import learner_device, make_training_env, new_model
 from trader.tune import Log
@@ -117,9 +119,13 @@ def learn_to(model: PPO, target: int) -> None:
 def validation_result(model: PPO, store: Store, params: Params) -> tuple[float, dict[str, SymbolValidation]]:
     """(score, per symbol: bars, n, per-bar Sharpe, skewness, kurtosis, periods per year) on validation.
 
-    The score is `trader.evaluate.validation_score`'s figure (tests check they agree); the agent's net
-    returns are read back from its equity curve, which is all the evaluation keeps of them.
+    The score is the figure training ranks checkpoints by (`trader.selection.checkpoint_score`; tests check
+    they agree): with the mirror test, the mean over the symbols and their mirror images (each one of the
+    result's "symbols"), so that a trial is not rewarded for a bet on the validation period's direction;
+    else `trader.evaluate.validation_score`'s, whose net returns are read back from the agent's equity curve.
     """
+    if params.train.drift_test == "mirror":
+        return _mirrored_validation_result(model, store, params)
     summary, curves = evaluate_policy(model_predictor(model), store, params, "validation", intervals=False)
     symbols = {}
     for symbol, result in summary["per_symbol"].items():
@@ -129,6 +135,21 @@ def validation_result(model: PPO, store: Store, params: Params) -> tuple[float, 
                                            skewness=moments["skewness"], kurtosis=moments["kurtosis"],
                                            periods_per_year=store.symbol(symbol).periods_per_year)
     return float(summary["agent"]["sharpe"]), symbols
+
+
+def _mirrored_validation_result(model: PPO, store: Store, params: Params
+                                ) -> tuple[float, dict[str, SymbolValidation]]:
+    from trader.selection import mirrored_validation_returns
+
+    names, sharpes = {}, []
+    for name, (first_bar, net, positions, ppy) in mirrored_validation_returns(model_predictor(model), store,
+                                                                            params).items():
+        sharpes.append(performance(net, positions, np.zeros_like(net), ppy)["sharpe"])
+        moments = return_moments(net)
+        names[name] = SymbolValidation(bars=[first_bar, first_bar + len(net) + 1], n=moments["n"],
+                                       sharpe=moments["sharpe"], skewness=moments["skewness"],
+                                       kurtosis=moments["kurtosis"], periods_per_year=ppy)
+    return float(np.mean(sharpes)), names
 
 
 def score_standard_error(per_seed: list[dict[str, SymbolValidation]]) -> float:
