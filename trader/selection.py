@@ -113,11 +113,11 @@ def mirror_paired_returns(returns: np.ndarray, mirror_returns: np.ndarray) -> np
 
 
 def _net_returns(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str, symbol: str
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(net returns, positions) of the policy over one symbol's split."""
+                 ) -> tuple[int, np.ndarray, np.ndarray]:
+    """(first decision bar, net returns, positions) of the policy over one symbol's split."""
     first_bar, positions = policy_positions(predict, store, params, split, symbol)
     result = backtest(np.asarray(store.symbol(symbol).close), positions, first_bar, params.costs.total_bps)
-    return result["net_returns"], result["positions"]
+    return first_bar, result["net_returns"], result["positions"]
 
 
 def mirror_figures(predict: Callable[[np.ndarray], Any], store: Store, params: Params, split: str
@@ -134,8 +134,8 @@ def mirror_figures(predict: Callable[[np.ndarray], Any], store: Store, params: P
             raise ValueError(f"train.drift_test = 'mirror': the store {store.root} has no mirror image of {symbol} "
                              f"(build it with data.mirror = true)")
         ppy = store.symbol(symbol).periods_per_year
-        net, positions = _net_returns(predict, store, params, split, symbol)
-        mirror_net, mirror_positions = _net_returns(predict, store, params, split, image)
+        _, net, positions = _net_returns(predict, store, params, split, symbol)
+        _, mirror_net, mirror_positions = _net_returns(predict, store, params, split, image)
         paired = mirror_paired_returns(net, mirror_net)
         returns.append(paired)
         periods.append(ppy)
@@ -181,9 +181,8 @@ def mirrored_validation_returns(predict: Callable[[np.ndarray], Any], store: Sto
     for symbol in store.symbols:
         image = store.mirror_image(symbol)
         for name in [symbol] if image is None else [symbol, image]:
-            first_bar, positions = policy_positions(predict, store, params, "validation", name)
-            result = backtest(np.asarray(store.symbol(name).close), positions, first_bar, params.costs.total_bps)
-            out[name] = (first_bar, result["net_returns"], result["positions"], store.symbol(symbol).periods_per_year)
+            out[name] = (*_net_returns(predict, store, params, "validation", name),
+                         store.symbol(symbol).periods_per_year)
     return out
 
 
