@@ -111,6 +111,11 @@ def policy_files(run_dir: Path, selection: dict[str, Any] | None) -> list[str]:
     return list(names) if names else member_model_files(run_dir)
 
 
+def member_records(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """run.json's `ensemble`: each member's seed, best validation score and its step, and steps trained."""
+    return [{k: m[k] for k in ("seed", "best_validation_sharpe", "best_step", "num_timesteps")} for m in members]
+
+
 def describe_models(files: list[str]) -> str:
     """How reports name a policy of these model files."""
     return files[0] if len(files) == 1 else f"ensemble of {len(files)} ({', '.join(files)})"

@@ -189,8 +189,8 @@ def mirrored_validation_returns(predict: Callable[[np.ndarray], Any], store: Sto
 def select_policy(run_dir: Path, store: Store, params: Params, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score the run's policy (the best checkpoint of each ensemble member, their probabilities averaged) on
     validation with its intervals, choose it or flat, write best_model.json."""
-    models, name = load_run_model(run_dir)
     files = member_model_files(run_dir)
+    models, name = load_run_model(run_dir, files=files)
     predict = model_predictor(models)
     validation, _ = evaluate_policy(predict, store, params, "validation")
     drift, mirror_sharpe = drift_figures(predict, store, params, "validation")

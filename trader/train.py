@@ -28,8 +28,8 @@ from signals.build import BuildError, expand_data_paths
 from signals.cache import store_cache_key
 from signals.store import Store, StoreError, open_store
 from signals.threads import limit_loaded_pools
-from trader.runinfo import BEST_SCORE_FILE, MODEL_FILES, member_dir, member_seed, new_parent_dir, new_run_dir, \
-    training_fields
+from trader.runinfo import BEST_SCORE_FILE, MODEL_FILES, member_dir, member_records, member_seed, new_parent_dir, \
+    new_run_dir, training_fields
 
 # torch, stable-baselines3, JAX and the modules that import them (envs.factory, trader.callbacks, trader.evaluate,
 # trader.jax_ppo, trader.policy, trader.selection) are imported in the functions that use them, not here: together
@@ -176,6 +176,12 @@ def learn_member(index: int, env: Any, params: Params, run_dir: Path, store: Sto
     return {"seed": seed, **learn(model, member_params, folder, store, log, resume_dir=run_dir)}
 
 
+def learn_ensemble(env: Any, params: Params, run_dir: Path, store: Store, device: str, resume: bool, log: Any
+                   ) -> list[dict[str, Any]]:
+    """Every member of `train.ensemble`, one after the other, on the shared environments: their statistics."""
+    return [learn_member(k, env, params, run_dir, store, device, resume, log) for k in range(params.train.ensemble)]
+
+
 def learn(model: Any, params: Params, run_dir: Path, store: Store, log: Any, resume_dir: Path | None = None
           ) -> dict[str, Any]:
     """model.learn with checkpoints, validation and progress in `run_dir`; Ctrl-C saves a checkpoint, says to
@@ -265,14 +271,12 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
 
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
     try:
-        members = [learn_member(k, env, params, run_dir, store, device, resume is not None, log)
-                   for k in range(params.train.ensemble)]
+        members = learn_ensemble(env, params, run_dir, store, device, resume is not None, log)
     finally:
         env.close()
     rates = [m["steps_per_second"] for m in members if m["steps_per_second"] > 0]  # 0: finished before a resume
     stats = {**members[0], "steps_per_second": float(np.mean(rates)) if rates else 0.0,
-             "members": [{k: m[k] for k in ("seed", "best_validation_sharpe", "best_step", "num_timesteps")}
-                         for m in members]}
+             "members": member_records(members)}
     select_policy(run_dir, store, params, log)
     report = report_run(run_dir, store, params, log=log)
     return run_dir, stats, report

@@ -51,10 +51,10 @@ from signals.store import Store, StoreError
 from signals.threads import cap_thread_env
 from trader.metrics import mean_metrics, performance
 from trader.report import plot_equity
-from trader.runinfo import new_parent_dir, training_fields
+from trader.runinfo import member_records, new_parent_dir, training_fields
 from trader.train import (
     configure_learner,
-    learn_member,
+    learn_ensemble,
     learner_device,
     make_training_env,
     prepare_store,
@@ -223,8 +223,7 @@ def run_fold(task: FoldTask) -> dict[str, Any]:
     store = prepare_store(params, no_build=False, log=log)  # scoring and selection on the fold's training bars
     write_run_record(run_dir, params, task.command, training_fields(params, store), extra={"fold": task.fold.index + 1})
     members = _train(params, run_dir, store, log)
-    update_run_record(run_dir, {"ensemble": [{k: m[k] for k in ("seed", "best_validation_sharpe", "best_step",
-                                                                "num_timesteps")} for m in members]})
+    update_run_record(run_dir, {"ensemble": member_records(members)})
     selection = select_policy(run_dir, store, params, log)
     validation, _ = evaluate_run(run_dir, store, params, "validation")
     test, curves = evaluate_run(run_dir, store, params, "test")  # the fold's one read of its test slice
@@ -246,10 +245,8 @@ def _train(params: Params, run_dir: Path, store: Store, log: Callable[[str], Non
     """trader.train's environments, ensemble members and learning loop, in the fold's run directory: each
     member's statistics."""
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
-    device = learner_device(params.train.device)
     try:
-        return [learn_member(k, env, params, run_dir, store, device, False, log)
-                for k in range(params.train.ensemble)]
+        return learn_ensemble(env, params, run_dir, store, learner_device(params.train.device), False, log)
     finally:
         env.close()
 
