@@ -3,6 +3,7 @@
     python benchmarks/bench_learning.py            # 4 markets x 3 seeds + the bundled files x 3 seeds
     python benchmarks/bench_learning.py --quick    # development: 2 seeds, shorter markets, fewer steps
     python benchmarks/bench_learning.py --markets trend --seeds 0 --set ppo.gamma=0.9
+    python benchmarks/bench_learning.py --references-only --seeds 0 1 2 3 4 5 6 7 8 9   # no training
 
 Each run is `python -m trader.train` exactly as a user runs it (its own store, its own run directory),
 seeded by the seed of the market. On the same test bars as the agent's report, the benchmark replays
@@ -25,12 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from markets import MARKETS, Market, choose_oracle, choose_rule, make_market, segment_metrics  # noqa: E402
+from markets import (  # noqa: E402
+    ALL_MARKETS,
+    MARKETS,
+    NO_EDGE,
+    Market,
+    choose_oracle,
+    choose_regime_switch,
+    choose_rule,
+    make_market,
+    segment_metrics,
+)
 
 from signals.store import open_store, periods_per_year  # noqa: E402
 
@@ -40,13 +52,16 @@ BUNDLED = ("data/FOREX_EURUSD_1H_ASK.csv", "data/STOCKS_GOOGL.csv")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, 12,000-bar markets, 60,000 steps")
-    parser.add_argument("--markets", nargs="*", default=list(MARKETS), choices=MARKETS)
+    parser.add_argument("--markets", nargs="*", default=list(MARKETS), choices=ALL_MARKETS,
+                        help="default: the development suite; markets.CHECK_MARKETS are the other generators")
     parser.add_argument("--files", nargs="*", default=list(BUNDLED), help="real data files, each run alone")
     parser.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2 (quick: 0 1)")
     parser.add_argument("--bars", type=int, help="bars per synthetic market (default 20,000; quick 12,000)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to every trader.train run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "learning"))
+    parser.add_argument("--references-only", action="store_true",
+                        help="no training: the synthetic markets' rules and oracles on the default splits")
     return parser.parse_args(argv)
 
 
@@ -72,25 +87,35 @@ def train(folder: Path, data_path: Path, seed: int, overrides: list[str]) -> tup
     return json.loads((run_dir / "report.json").read_text()), wall
 
 
+def references(kind: str, close: np.ndarray, train_bars: tuple[int, int], test_bars: tuple[int, int],
+               cost: float, ppy: float, market: Market | None) -> dict[str, dict[str, Any]]:
+    """Reference rule, and for synthetic markets the oracle (and for regimes the informed rule), each chosen
+    on the training bars and measured on the test bars at the run's costs."""
+    label, positions = choose_rule(kind, close, train_bars, cost, ppy)
+    out: dict[str, dict[str, Any]] = {"reference": segment_metrics(close, positions, test_bars, cost, ppy)
+                                      | {"rule": label}}
+    if market is not None:
+        # The store keeps every bar of the file (warm-up included), so the market's mu aligns by index.
+        positions = choose_oracle(market, close, train_bars, cost, ppy)
+        out["oracle"] = segment_metrics(close, positions, test_bars, cost, ppy)
+        out["buy_and_hold"] = segment_metrics(close, np.ones(len(close)), test_bars, cost, ppy)
+    if kind == "regimes":
+        label, positions = choose_regime_switch(close, train_bars, cost, ppy)
+        out["informed"] = segment_metrics(close, positions, test_bars, cost, ppy) | {"rule": label}
+    return out
+
+
 def evaluate_references(kind: str, folder: Path, report: dict[str, Any], market: Market | None
-                        ) -> dict[str, dict[str, float]]:
-    """Reference rule, oracle (synthetic markets only) on the report's test bars, at its costs."""
+                        ) -> dict[str, dict[str, Any]]:
+    """references() on the report's test bars and its store's training bars."""
     store = open_store(folder / "store")
-    out: dict[str, dict[str, float]] = {}
     symbol = store.symbols[0]
     data = store.symbol(symbol)
     close = np.asarray(data.close, dtype=np.float64)
     ppy = periods_per_year(np.asarray(data.timestamps))
-    cost = float(report["costs_bps"])
     first, last = report["test"]["per_symbol"][symbol]["bars"]
-    train_bars = tuple(data.split("train"))
-    label, positions = choose_rule(kind, close, train_bars, cost, ppy)
-    out["reference"] = segment_metrics(close, positions, (first, last), cost, ppy) | {"rule": label}
-    if market is not None:
-        # The store keeps every bar of the file (warm-up included), so the market's mu aligns by index.
-        positions = choose_oracle(market, close, train_bars, cost, ppy)
-        out["oracle"] = segment_metrics(close, positions, (first, last), cost, ppy)
-    return out
+    return references(kind, close, tuple(data.split("train")), (first, last), float(report["costs_bps"]), ppy,
+                      market)
 
 
 def run_case(kind: str, name: str, data_path: Path, folder: Path, seed: int, overrides: list[str],
@@ -106,13 +131,15 @@ def run_case(kind: str, name: str, data_path: Path, folder: Path, seed: int, ove
            "buy_and_hold": test["baselines"]["buy_and_hold"]["sharpe"],
            "reference": refs["reference"]["sharpe"], "reference_rule": refs["reference"]["rule"],
            "oracle": refs["oracle"]["sharpe"] if "oracle" in refs else float("nan"),
+           "informed": refs["informed"]["sharpe"] if "informed" in refs else float("nan"),
            "selected": report.get("selected", "model"),
            "checkpoint": checkpoint["agent"]["sharpe"], "checkpoint_turnover": checkpoint["agent"]["turnover"],
            "agent_interval": test["agent"].get("sharpe_interval")}
     print(f"  {name:12s} seed {seed}: agent {row['agent']:+.2f} (turnover {row['turnover']:.3f}, 0x "
           f"{row['agent_0x']:+.2f}, {row['selected']}; checkpoint {row['checkpoint']:+.2f} turnover "
           f"{row['checkpoint_turnover']:.3f}), reference {row['reference']:+.2f} "
-          f"[{row['reference_rule']}], oracle {row['oracle']:+.2f}, b&h {row['buy_and_hold']:+.2f}, "
+          f"[{row['reference_rule']}], oracle {row['oracle']:+.2f}, informed {row['informed']:+.2f}, "
+          f"b&h {row['buy_and_hold']:+.2f}, "
           f"best_signal {row['best_signal']:+.2f}; {wall:.0f} s", flush=True)
     return row
 
@@ -125,8 +152,8 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):+.2f} ± {sd:.2f}"
 
 
-COLUMNS = ("agent", "turnover", "checkpoint", "agent_0x", "reference", "oracle", "best_signal", "buy_and_hold",
-           "wall_s")
+COLUMNS = ("agent", "turnover", "checkpoint", "agent_0x", "reference", "oracle", "informed", "best_signal",
+           "buy_and_hold", "wall_s")
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -146,7 +173,7 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
         group = [r for r in rows if r["market"] == market]
         mean = {c: statistics.mean(r[c] for r in group) for c in ("agent", "turnover", "reference", "oracle")}
         kind = group[0]["kind"]
-        if kind == "random_walk":
+        if kind in NO_EDGE:
             ok = mean["turnover"] <= 0.02 and mean["agent"] >= -0.5
             goal = f"turnover {mean['turnover']:.3f} <= 0.02 and Sharpe {mean['agent']:+.2f} >= -0.5"
         elif kind == "file":
@@ -160,10 +187,51 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def references_only(kinds: list[str], seeds: list[int], bars: int, overrides: list[str]) -> list[dict[str, Any]]:
+    """Each synthetic market's rules and oracle on the splits a default build would cut, without training."""
+    from settings import load_params
+    from signals.build import family_grids, warmup_bars
+    from signals.splits import split_bounds
+
+    params = load_params(ROOT / "parameters.toml", overrides)
+    warmup = warmup_bars(family_grids(params))
+    rows = []
+    for kind in kinds:
+        for seed in seeds:
+            market = make_market(kind, seed, bars)
+            times = pd.to_datetime(market.frame["Date"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
+            bounds = split_bounds(len(times), times, warmup=warmup,
+                                  embargo=params.signals.horizon + params.split.extra_embargo,
+                                  train=params.split.train, validation=params.split.validation)
+            refs = references(kind, market.close, bounds["train"], bounds["test"], params.costs.total_bps,
+                              periods_per_year(times), market)
+            row = {"market": kind, "kind": kind, "seed": seed} | {name: ref["sharpe"] for name, ref in refs.items()}
+            rows.append(row)
+            print(f"  {kind:12s} seed {seed}: " + ", ".join(
+                f"{name} {ref['sharpe']:+.2f}" + (f" [{ref['rule']}]" if "rule" in ref else "")
+                for name, ref in refs.items()), flush=True)
+    return rows
+
+
+def reference_table(rows: list[dict[str, Any]]) -> str:
+    columns = ("reference", "oracle", "half_oracle", "informed", "buy_and_hold")
+    lines = ["| market | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for market in dict.fromkeys(r["market"] for r in rows):
+        group = [r | {"half_oracle": 0.5 * r["oracle"]} for r in rows if r["market"] == market]
+        cells = [_mean_sd([r.get(c, float("nan")) for r in group]) for c in columns]
+        lines.append(f"| {market} ({len(group)} seeds) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     bars = args.bars or (12_000 if args.quick else 20_000)
+    if args.references_only:
+        rows = references_only(args.markets, seeds, bars, args.overrides)
+        print(f"\nreferences without training ({len(seeds)} seeds; {bars:,}-bar markets); test-split Sharpe net "
+              f"of costs, mean ± sd over seeds:\n\n{reference_table(rows)}")
+        return 0
     overrides = (["train.timesteps=60000"] if args.quick else []) + args.overrides
     out = Path(args.out)
     rows: list[dict[str, Any]] = []

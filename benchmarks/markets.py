@@ -4,12 +4,18 @@ Each market is a pure function of its seed: hourly bars around the clock (as cry
 with a per-bar volatility of about 0.3 % and Student-t shocks, and a known expected next-bar return
 `mu[t]` (known at bar t, it drives the move from t to t+1). The oracle holds `sign(mu[t])`, changing
 position only when the expected gain over the next bars pays the cost; a reference rule is a one-line
-rule of the kind a researcher would try first, with its parameter chosen on the training bars.
+rule of the kind a researcher would try first, with its parameter chosen on the training bars. For regimes,
+an informed rule knows the form of both edges and switches between their rules where a rolling AR slope
+says the market reverts: what a causal rule can reach without knowing when the regime changes.
 
 - `trend`: mu is a slowly varying Ornstein-Uhlenbeck drift (a persistent edge that trend rules see).
 - `reversion`: mu = -phi * (mean of the last 3 returns): short mean reversion over a few bars.
 - `regimes`: Markov switches between the two, a few hundred bars each.
 - `random_walk`: mu = 0; nothing to learn, costs to lose.
+
+A second set, never used to choose a default, checks that the agent is not fitted to those shapes:
+`momentum` (AR(1) returns), `ou_price` (a price that reverts to a wandering level over a day), `step_trend`
+(a drift that jumps between levels) and `garch_walk` (no edge, clustered volatility).
 
 These strengths are tuned so that the reference rules make a Sharpe ratio of a few units after 2 bps
 per unit traded on a test split of a few thousand bars: enough to tell an agent that learned from one
@@ -40,6 +46,16 @@ REVERSION_PHI = 0.2
 REVERSION_LAGS = 3
 REGIME_MEAN_BARS = 400.0
 """Mean length of a regime in the regimes market."""
+MOMENTUM_PHI = 0.15
+"""The momentum market: r[t+1] = phi r[t] + shock."""
+OU_HALF_LIFE = 24.0
+"""Half-life in bars of the OU price deviation of the ou_price market."""
+OU_EDGE = 4.0
+"""Stationary std of that deviation, in units of SIGMA."""
+GARCH_ALPHA_BETA = (0.1, 0.85)
+"""GARCH(1, 1) coefficients of the garch_walk market's variance."""
+STEP_MEAN_BARS = 600.0
+"""Mean bars between the step_trend market's jumps of drift."""
 
 
 @dataclass(frozen=True)
@@ -116,31 +132,83 @@ def _frame(rng: np.random.Generator, log_returns: np.ndarray, start: str) -> pd.
                          "Close": close, "Volume": volume})
 
 
+def _momentum(shocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """r[t+1] = MOMENTUM_PHI * r[t] + shock: short momentum, the reversion market's opposite."""
+    r = ar1_returns(np.concatenate([[0.0], shocks[1:]]), MOMENTUM_PHI)
+    return r, MOMENTUM_PHI * r
+
+
+def _ou_price(rng: np.random.Generator, shocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log price = random walk + an OU deviation x with half-life OU_HALF_LIFE bars; mu[t] = -kappa x[t]."""
+    n = len(shocks)
+    kappa = 1.0 - 0.5 ** (1.0 / OU_HALF_LIFE)
+    noise = rng.normal(0.0, OU_EDGE * SIGMA * np.sqrt(1.0 - (1.0 - kappa) ** 2), n)
+    x = np.empty(n)
+    x[0] = rng.normal(0.0, OU_EDGE * SIGMA)
+    for t in range(1, n):
+        x[t] = (1.0 - kappa) * x[t - 1] + noise[t]
+    r = np.concatenate([[0.0], shocks[1:] + np.diff(x)])
+    return r, -kappa * x
+
+
+def _garch_walk(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Returns with GARCH(1, 1) volatility clustering around SIGMA and Student-t shocks; no edge."""
+    alpha, beta = GARCH_ALPHA_BETA
+    omega = SIGMA**2 * (1.0 - alpha - beta)
+    shocks = rng.standard_t(T_DF, n) * np.sqrt((T_DF - 2) / T_DF)
+    r = np.zeros(n)
+    variance = SIGMA**2
+    for t in range(1, n):
+        variance = omega + alpha * r[t - 1] ** 2 + beta * variance
+        r[t] = np.sqrt(variance) * shocks[t]
+    return r
+
+
+def _step_mu(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A drift that jumps to a new N(0, (TREND_EDGE SIGMA)^2) level at random times, STEP_MEAN_BARS apart
+    on average, and stays there: a trend with no slow variation to follow."""
+    jumps = rng.random(n) < 1.0 / STEP_MEAN_BARS
+    levels = rng.normal(0.0, TREND_EDGE * SIGMA, n)
+    return levels[np.maximum.accumulate(np.where(jumps | (np.arange(n) == 0), np.arange(n), 0))]
+
+
 def make_market(kind: str, seed: int, n: int = 20_000, start: str = "2020-01-01") -> Market:
-    """A seeded market of `kind` (one of MARKETS) with n hourly bars."""
-    if kind not in MARKETS:
-        raise ValueError(f"unknown market {kind!r}: choose one of {', '.join(MARKETS)}")
-    rng = np.random.default_rng([seed, list(MARKETS).index(kind)])
+    """A seeded market of `kind` (one of ALL_MARKETS) with n hourly bars."""
+    if kind not in ALL_MARKETS:
+        raise ValueError(f"unknown market {kind!r}: choose one of {', '.join(ALL_MARKETS)}")
+    rng = np.random.default_rng([seed, list(ALL_MARKETS).index(kind)])
     shocks = _shocks(rng, n)
     reverting = np.zeros(n, dtype=bool)
-    if kind == "random_walk":
+    persistence = np.full(n, TREND_TAU / 5.0)
+    if kind in ("random_walk", "garch_walk"):
         mu = np.zeros(n)
-        r = np.concatenate([[0.0], shocks[1:]])
-    elif kind == "trend":
-        mu = _trend_mu(rng, n)
+        r = np.concatenate([[0.0], shocks[1:]]) if kind == "random_walk" else _garch_walk(rng, n)
+    elif kind in ("trend", "step_trend"):
+        mu = _trend_mu(rng, n) if kind == "trend" else _step_mu(rng, n)
         r = np.concatenate([[0.0], mu[:-1] + shocks[1:]])
-    elif kind == "reversion":
-        reverting = np.ones(n, dtype=bool)
-        r, mu = _returns_with_reversion(shocks, np.zeros(n), reverting)
+        persistence[:] = TREND_TAU / 5.0 if kind == "trend" else STEP_MEAN_BARS / 5.0
+    elif kind == "momentum":
+        r, mu = _momentum(shocks)
+        persistence[:] = 1.0 / (1.0 - MOMENTUM_PHI)
+    elif kind == "ou_price":
+        r, mu = _ou_price(rng, shocks)
+        persistence[:] = OU_HALF_LIFE
     else:
-        reverting = _regimes(rng, n)
-        r, mu = _returns_with_reversion(shocks, _trend_mu(rng, n), reverting)
-    persistence = np.where(reverting, REVERSION_LAGS / 2.0, TREND_TAU / 5.0)
+        reverting = np.ones(n, dtype=bool) if kind == "reversion" else _regimes(rng, n)
+        base_mu = np.zeros(n) if kind == "reversion" else _trend_mu(rng, n)
+        r, mu = _returns_with_reversion(shocks, base_mu, reverting)
+        persistence = np.where(reverting, REVERSION_LAGS / 2.0, TREND_TAU / 5.0)
     return Market(name=f"{kind.upper()}{seed}", frame=_frame(rng, r, start), mu=mu, kind=kind,
                   persistence=persistence)
 
 
 MARKETS = ("trend", "reversion", "regimes", "random_walk")
+"""The development suite: every default of parameters.toml was chosen on these."""
+CHECK_MARKETS = ("momentum", "ou_price", "step_trend", "garch_walk")
+"""Other generators of the same kinds of edge (and of none), never used to choose a default: a check that
+what the agent learns is not one generator's shape (`bench_learning.py --markets ...`)."""
+ALL_MARKETS = MARKETS + CHECK_MARKETS
+NO_EDGE = ("random_walk", "garch_walk")
 
 
 # ---------------------------------------------------------------- rules, each a pure function of the closes
@@ -161,6 +229,11 @@ def reversal_positions(close: np.ndarray, lags: int) -> np.ndarray:
     change = np.zeros_like(log_close)
     change[lags:] = log_close[lags:] - log_close[:-lags]
     return -np.sign(change)
+
+
+def fade_positions(close: np.ndarray, span: int) -> np.ndarray:
+    """-1 above the EMA of the closes, +1 below: the trend rule turned round, for a price that reverts."""
+    return -ema_trend_positions(close, span)
 
 
 def momentum_positions(close: np.ndarray, lags: int) -> np.ndarray:
@@ -202,6 +275,42 @@ def choose_oracle(market: Market, close: np.ndarray, train_bars: tuple[int, int]
     return best[1]
 
 
+def ar_slope(close: np.ndarray, half_life: float, lags: int = REVERSION_LAGS) -> np.ndarray:
+    """Exponentially weighted least-squares slope (through 0) of r[t] on the mean of r[t-lags..t-1], known at
+    bar t: about -REVERSION_PHI where the market reverts, about 0 in a drift."""
+    r = pd.Series(np.concatenate([[0.0], np.diff(np.log(close))]))
+    previous = r.rolling(lags).mean().shift(1)
+    alpha = 1.0 - 0.5 ** (1.0 / half_life)
+    products = (previous * r).ewm(alpha=alpha).mean()
+    squares = (previous * previous).ewm(alpha=alpha).mean()
+    return (products / squares).fillna(0.0).to_numpy()
+
+
+def regime_switch_positions(close: np.ndarray, span: int, half_life: float, threshold: float) -> np.ndarray:
+    """The reversal rule over REVERSION_LAGS bars where the AR slope is below `threshold`, else the EMA trend
+    rule: a rule that knows the form of the regimes market's two edges, though not when it switches."""
+    reverting = ar_slope(close, half_life) < threshold
+    return np.where(reverting, reversal_positions(close, REVERSION_LAGS), ema_trend_positions(close, span))
+
+
+INFORMED_GRID = {"span": (100, 200, 400), "half_life": (50, 100, 200, 400), "threshold": (-0.3, -0.2, -0.1, 0.0)}
+
+
+def choose_regime_switch(close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
+                         periods_per_year: float) -> tuple[str, np.ndarray]:
+    """The informed rule for regimes: regime_switch_positions with the training split's best parameters."""
+    best: tuple[float, str, np.ndarray] | None = None
+    for span in INFORMED_GRID["span"]:
+        for half_life in INFORMED_GRID["half_life"]:
+            for threshold in INFORMED_GRID["threshold"]:
+                positions = regime_switch_positions(close, span, half_life, threshold)
+                sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
+                if best is None or sharpe > best[0]:
+                    best = (sharpe, f"regime_switch({span}, {half_life}, {threshold})", positions)
+    assert best is not None
+    return best[1], best[2]
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -216,6 +325,11 @@ REFERENCE_RULES = {
                 Rule("reversal", reversal_positions, (1, 2, 3, 5))),
     "random_walk": (Rule("ema_trend", ema_trend_positions, (10, 20, 50, 100, 200, 400)),
                     Rule("reversal", reversal_positions, (1, 2, 3, 5))),
+    "momentum": (Rule("momentum", momentum_positions, (1, 2, 3, 5)),),
+    "ou_price": (Rule("fade_ema", fade_positions, (5, 10, 20, 50, 100)),),
+    "step_trend": (Rule("ema_trend", ema_trend_positions, (10, 20, 50, 100, 200, 400)),),
+    "garch_walk": (Rule("ema_trend", ema_trend_positions, (10, 20, 50, 100, 200, 400)),
+                   Rule("reversal", reversal_positions, (1, 2, 3, 5))),
     "file": (Rule("ema_trend", ema_trend_positions, (10, 20, 50, 100, 200, 400)),
              Rule("reversal", reversal_positions, (1, 2, 3, 5)),
              Rule("momentum", momentum_positions, (1, 2, 3, 5))),

@@ -147,6 +147,13 @@ class Plan:
     chunks: list[tuple[str, tuple[dict, ...]]]
 
 
+def warmup_bars(grids: dict[str, list[dict]]) -> int:
+    """Bars before every variant of `grids` (family -> variants) has a value: where the splits start."""
+    from signals.catalog import CATALOG
+
+    return max(CATALOG[family].lookback(**p) for family, variants in grids.items() for p in variants)
+
+
 def family_grids(params: Params) -> dict[str, list[dict]]:
     """Expanded parameter variants per enabled family, every value checked against its family's domain."""
     from signals.catalog import family_grids as checked_grids
@@ -302,11 +309,11 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
         return opened
 
     # Compile every kernel once, here, so workers load numba's cache instead of all compiling at once.
-    from signals.catalog import CATALOG, warm_up
+    from signals.catalog import warm_up
 
     grids = family_grids(params)  # a bad grid value fails here, before any compiling or loading
     warm_up()
-    warmup = max(CATALOG[family].lookback(**p) for family, variants in grids.items() for p in variants)
+    warmup = warmup_bars(grids)
     # Only a label looking `horizon` bars ahead can carry a later split into an earlier one; windows and
     # warm-ups at a split's start read earlier bars, the past, which is allowed (features are causal).
     purge = params.signals.horizon + params.split.extra_embargo
