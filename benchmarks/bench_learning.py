@@ -4,6 +4,7 @@
     python benchmarks/bench_learning.py --quick    # development: 2 seeds, shorter markets, fewer steps
     python benchmarks/bench_learning.py --markets trend --seeds 0 --set ppo.gamma=0.9
     python benchmarks/bench_learning.py --references-only --seeds 0 1 2 3 4 5 6 7 8 9   # no training
+    python benchmarks/bench_learning.py --combine A/learning.json B/learning.json      # one table over runs
 
 Each run is `python -m trader.train` exactly as a user runs it (its own store, its own run directory),
 seeded by the seed of the market. On the same test bars as the agent's report, the benchmark replays
@@ -60,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to every trader.train run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "learning"))
+    parser.add_argument("--combine", nargs="+", metavar="LEARNING_JSON",
+                        help="no training: one table and the targets over the rows of earlier runs' learning.json")
     parser.add_argument("--references-only", action="store_true",
                         help="no training: the synthetic markets' rules and oracles on the default splits")
     return parser.parse_args(argv)
@@ -160,7 +163,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| market | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for market in dict.fromkeys(r["market"] for r in rows):
         group = [r for r in rows if r["market"] == market]
-        cells = [_mean_sd([r[c] for r in group]) if c != "turnover" else
+        cells = [_mean_sd([r.get(c, float("nan")) for r in group]) if c != "turnover" else
                  f"{statistics.mean(r[c] for r in group):.3f}" for c in COLUMNS]
         lines.append(f"| {market} ({len(group)} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -227,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     bars = args.bars or (12_000 if args.quick else 20_000)
+    if args.combine:
+        rows = [row for path in args.combine for row in json.loads(Path(path).read_text())["rows"]]
+        print(f"{len(rows)} runs from {', '.join(args.combine)}; test-split Sharpe net of costs, mean ± sd over "
+              f"seeds:\n\n{summary_table(rows)}\n\n" + "\n".join(targets(rows)))
+        return 0
     if args.references_only:
         rows = references_only(args.markets, seeds, bars, args.overrides)
         print(f"\nreferences without training ({len(seeds)} seeds; {bars:,}-bar markets); test-split Sharpe net "
