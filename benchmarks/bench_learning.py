@@ -193,8 +193,7 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
 def references_only(kinds: list[str], seeds: list[int], bars: int, overrides: list[str]) -> list[dict[str, Any]]:
     """Each synthetic market's rules and oracle on the splits a default build would cut, without training."""
     from settings import load_params
-    from signals.build import family_grids, warmup_bars
-    from signals.splits import split_bounds
+    from signals.build import cut_splits, family_grids, purge_bars, warmup_bars
 
     params = load_params(ROOT / "parameters.toml", overrides)
     warmup = warmup_bars(family_grids(params))
@@ -203,9 +202,8 @@ def references_only(kinds: list[str], seeds: list[int], bars: int, overrides: li
         for seed in seeds:
             market = make_market(kind, seed, bars)
             times = pd.to_datetime(market.frame["Date"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
-            bounds = split_bounds(len(times), times, warmup=warmup,
-                                  embargo=params.signals.horizon + params.split.extra_embargo,
-                                  train=params.split.train, validation=params.split.validation)
+            # as the build cuts the symbol and its mirror image (same bar times, so the same bars)
+            bounds = cut_splits(params, {market.name: times}, warmup, purge_bars(params))[0][market.name]
             refs = references(kind, market.close, bounds["train"], bounds["test"], params.costs.total_bps,
                               periods_per_year(times), market)
             row = {"market": kind, "kind": kind, "seed": seed} | {name: ref["sharpe"] for name, ref in refs.items()}

@@ -96,7 +96,6 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
                 ) -> tuple[dict[str, SymbolInput], dict[str, Any]]:
     """Every symbol's bars and split ranges, and the manifest's `split` record (calendar, purge, cut dates)."""
     from signals.data import load_bars, mirror_bars
-    from signals.splits import split_symbols
 
     min_bars = warmup + 2 * purge + 3 * params.split.min_bars
     hashes = dict(hashes)
@@ -109,17 +108,32 @@ def load_inputs(params: Params, hashes: dict[str, str], warmup: int, purge: int
             mirror = mirror_bars(loaded[symbol])
             loaded[mirror.symbol] = mirror
             hashes[mirror.symbol] = files.sha256_json([hashes[symbol], "mirror"])
+    bounds, cuts = cut_splits(params, {s: b.timestamps for s, b in loaded.items()}, warmup, purge)
+    inputs = {s: SymbolInput(bars=bars, sha256=hashes[s], splits=dict(bounds[s])) for s, bars in loaded.items()}
+    return inputs, split_record(params.split.calendar, purge, cuts)
+
+
+def cut_splits(params: Params, timestamps: dict[str, np.ndarray], warmup: int, purge: int
+               ) -> tuple[dict[str, dict[str, tuple[int, int]]], dict[str, Any]]:
+    """The `split.*` settings applied to these symbols' bar times: (symbol -> split -> bar range, the cuts)."""
+    from signals.splits import split_symbols
+
     split = params.split
     try:
-        cuts = split_symbols({s: b.timestamps for s, b in loaded.items()}, warmup=warmup, purge=purge,
-                             train=split.train, validation=split.validation, train_end=split.train_end,
+        cuts = split_symbols(timestamps, warmup=warmup, purge=purge, train=split.train,
+                             validation=split.validation, train_end=split.train_end,
                              validation_end=split.validation_end, calendar_mode=split.calendar,
                              start=split.start, end=split.end, minimum=split.min_bars)
     except ValueError as exc:
         raise ConfigError(f"split: {exc}") from None
-    bounds = {s: b for c in cuts.values() for s, b in c.bounds.items()}
-    inputs = {s: SymbolInput(bars=bars, sha256=hashes[s], splits=dict(bounds[s])) for s, bars in loaded.items()}
-    return inputs, split_record(split.calendar, purge, cuts)
+    return {s: dict(b) for c in cuts.values() for s, b in c.bounds.items()}, cuts
+
+
+def purge_bars(params: Params) -> int:
+    """Bars purged after each cut. Only a label looking `horizon` bars ahead can carry a later split into an
+    earlier one; windows and warm-ups at a split's start read earlier bars, the past, which is allowed
+    (features are causal)."""
+    return params.signals.horizon + params.split.extra_embargo
 
 
 def split_record(calendar_mode: str, purge: int, cuts: dict[str, Any]) -> dict[str, Any]:
@@ -314,9 +328,7 @@ def build(params: Params, *, force: bool = False, argv: Sequence[str] = (), log:
     grids = family_grids(params)  # a bad grid value fails here, before any compiling or loading
     warm_up()
     warmup = warmup_bars(grids)
-    # Only a label looking `horizon` bars ahead can carry a later split into an earlier one; windows and
-    # warm-ups at a split's start read earlier bars, the past, which is allowed (features are causal).
-    purge = params.signals.horizon + params.split.extra_embargo
+    purge = purge_bars(params)
     inputs, split_info = load_inputs(params, hashes, warmup, purge)
 
     cores = available_cores()

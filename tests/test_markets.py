@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks import markets
 from benchmarks.markets import ALL_MARKETS, NO_EDGE, REVERSION_PHI, ar_slope, make_market, regime_switch_positions
 
 
@@ -28,17 +29,45 @@ def test_the_ar_slope_finds_the_planted_reversion_and_nothing_in_a_drift() -> No
 
 
 @pytest.mark.parametrize("kind", ALL_MARKETS)
-def test_every_market_is_seeded_consistent_and_its_mu_is_the_next_bars_expected_return(kind: str) -> None:
+def test_every_market_is_seeded_and_its_ohlcv_consistent(kind: str) -> None:
     market = make_market(kind, seed=2, n=6000)
-    again = make_market(kind, seed=2, n=6000)
-    pd.testing.assert_frame_equal(market.frame, again.frame)
+    pd.testing.assert_frame_equal(market.frame, make_market(kind, seed=2, n=6000).frame)
     frame = market.frame
     assert (frame["High"] >= frame[["Open", "Close"]].max(axis=1)).all()
     assert (frame["Low"] <= frame[["Open", "Close"]].min(axis=1)).all() and (frame["Volume"] > 0).all()
-    next_return = np.diff(np.log(market.close))
-    if kind in NO_EDGE:
-        assert not market.mu.any()
-        return
-    # mu[t] drives the move from t to t+1: the regression slope of that move on mu is about 1
-    slope = np.polyfit(market.mu[:-1], next_return, 1)[0]
-    assert 0.5 < slope < 1.5, slope
+
+
+@pytest.mark.parametrize("kind", ["trend", "step_trend", "momentum", "reversion", "regimes"])
+def test_the_move_from_t_to_t_plus_1_is_mu_at_t_plus_that_bars_shock(kind: str, monkeypatch) -> None:
+    drawn = {}
+
+    def shocks(rng: np.random.Generator, n: int) -> np.ndarray:
+        drawn["shocks"] = np.random.default_rng(7).normal(0.0, markets.SIGMA, n)
+        return drawn["shocks"]
+
+    monkeypatch.setattr(markets, "_shocks", shocks)
+    market = make_market(kind, seed=2, n=6000)
+    assert np.abs(market.mu).max() > 1e-4
+    np.testing.assert_allclose(np.diff(np.log(market.close)) - market.mu[:-1], drawn["shocks"][1:], atol=1e-12)
+
+
+def test_the_ou_price_market_expects_the_deviation_to_decay(monkeypatch) -> None:
+    # Without the random-walk shocks the log price is the OU deviation x (from x[0]), and mu = -kappa x.
+    monkeypatch.setattr(markets, "_shocks", lambda rng, n: np.zeros(n))
+    market = make_market("ou_price", seed=2, n=6000)
+    kappa = 1.0 - 0.5 ** (1.0 / markets.OU_HALF_LIFE)
+    deviation = np.log(market.close / market.close[0])
+    slope, _ = np.polyfit(deviation, market.mu, 1)
+    assert slope == pytest.approx(-kappa, rel=1e-9)
+    np.testing.assert_allclose(market.mu, -kappa * (deviation - deviation.mean()) + market.mu.mean(), atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", NO_EDGE)
+def test_the_markets_without_an_edge_have_nothing_to_predict(kind: str) -> None:
+    market = make_market(kind, seed=2, n=20_000)
+    r = np.diff(np.log(market.close))
+    assert not market.mu.any()
+    for lag in (1, 2, 3):  # on signs: GARCH's fat tails make the returns' own sample correlation noisy
+        assert abs(np.corrcoef(np.sign(r[:-lag]), np.sign(r[lag:]))[0, 1]) < 0.03
+    clustering = np.corrcoef(r[:-1] ** 2, r[1:] ** 2)[0, 1]
+    assert clustering > 0.05 if kind == "garch_walk" else abs(clustering) < 0.05
