@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="passed to every trader.train run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "learning"))
     parser.add_argument("--combine", nargs="+", metavar="LEARNING_JSON",
-                        help="no training: one table and the targets over the rows of earlier runs' learning.json")
+                        help="no training: one table and the targets over the rows of earlier runs' learning.json, "
+                        "their references replayed with this code")
     parser.add_argument("--references-only", action="store_true",
                         help="no training: the synthetic markets' rules and oracles on the default splits")
     return parser.parse_args(argv)
@@ -121,6 +122,31 @@ def evaluate_references(kind: str, folder: Path, report: dict[str, Any], market:
                       market)
 
 
+def reference_columns(refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    nan = float("nan")
+    return {"reference": refs["reference"]["sharpe"], "reference_rule": refs["reference"]["rule"],
+            "oracle": refs["oracle"]["sharpe"] if "oracle" in refs else nan,
+            "informed": refs["informed"]["sharpe"] if "informed" in refs else nan}
+
+
+def combined_rows(paths: list[str]) -> list[dict[str, Any]]:
+    """The rows of earlier runs' learning.json, their references replayed with this code where the run's
+    folder (`<out>/<market>/seed<seed>`, its store and report) is still there."""
+    rows = []
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for row in saved["rows"]:
+            folder = Path(path).parent / row["market"] / f"seed{row['seed']}"
+            runs = sorted((folder / "runs").glob("*/report.json"))
+            if (folder / "store").is_dir() and runs:
+                kind = row["kind"]
+                market = None if kind == "file" else make_market(kind, row["seed"], saved["bars"])
+                refs = evaluate_references(kind, folder, json.loads(runs[-1].read_text()), market)
+                row = row | reference_columns(refs)
+            rows.append(row)
+    return rows
+
+
 def run_case(kind: str, name: str, data_path: Path, folder: Path, seed: int, overrides: list[str],
              market: Market | None) -> dict[str, Any]:
     report, wall = train(folder, data_path, seed, overrides)
@@ -132,9 +158,7 @@ def run_case(kind: str, name: str, data_path: Path, folder: Path, seed: int, ove
            "agent_0x": test["agent_costs"]["0x"]["sharpe"],
            "best_signal": test["baselines"]["best_signal"]["sharpe"],
            "buy_and_hold": test["baselines"]["buy_and_hold"]["sharpe"],
-           "reference": refs["reference"]["sharpe"], "reference_rule": refs["reference"]["rule"],
-           "oracle": refs["oracle"]["sharpe"] if "oracle" in refs else float("nan"),
-           "informed": refs["informed"]["sharpe"] if "informed" in refs else float("nan"),
+           **reference_columns(refs),
            "selected": report.get("selected", "model"),
            "checkpoint": checkpoint["agent"]["sharpe"], "checkpoint_turnover": checkpoint["agent"]["turnover"],
            "agent_interval": test["agent"].get("sharpe_interval")}
@@ -229,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     bars = args.bars or (12_000 if args.quick else 20_000)
     if args.combine:
-        rows = [row for path in args.combine for row in json.loads(Path(path).read_text())["rows"]]
+        rows = combined_rows(args.combine)
         print(f"{len(rows)} runs from {', '.join(args.combine)}; test-split Sharpe net of costs, mean ± sd over "
               f"seeds:\n\n{summary_table(rows)}\n\n" + "\n".join(targets(rows)))
         return 0
