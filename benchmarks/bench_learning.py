@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from markets import (  # noqa: E402
     ALL_MARKETS,
+    INFORMED_RULES,
     MARKETS,
     NO_EDGE,
     Market,
     choose_oracle,
-    choose_regime_switch,
     choose_rule,
     make_market,
     segment_metrics,
@@ -93,8 +93,8 @@ def train(folder: Path, data_path: Path, seed: int, overrides: list[str]) -> tup
 
 def references(kind: str, close: np.ndarray, train_bars: tuple[int, int], test_bars: tuple[int, int],
                cost: float, ppy: float, market: Market | None) -> dict[str, dict[str, Any]]:
-    """Reference rule, and for synthetic markets the oracle (and for regimes the informed rule), each chosen
-    on the training bars and measured on the test bars at the run's costs."""
+    """Reference rule, and for synthetic markets the oracle (and where there is one the informed rule), each
+    chosen on the training bars and measured on the test bars at the run's costs."""
     label, positions = choose_rule(kind, close, train_bars, cost, ppy)
     out: dict[str, dict[str, Any]] = {"reference": segment_metrics(close, positions, test_bars, cost, ppy)
                                       | {"rule": label}}
@@ -103,8 +103,8 @@ def references(kind: str, close: np.ndarray, train_bars: tuple[int, int], test_b
         positions = choose_oracle(market, close, train_bars, cost, ppy)
         out["oracle"] = segment_metrics(close, positions, test_bars, cost, ppy)
         out["buy_and_hold"] = segment_metrics(close, np.ones(len(close)), test_bars, cost, ppy)
-    if kind == "regimes":
-        label, positions = choose_regime_switch(close, train_bars, cost, ppy)
+    if kind in INFORMED_RULES:
+        label, positions = INFORMED_RULES[kind](close, train_bars, cost, ppy)
         out["informed"] = segment_metrics(close, positions, test_bars, cost, ppy) | {"rule": label}
     return out
 

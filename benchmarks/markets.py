@@ -4,9 +4,11 @@ Each market is a pure function of its seed: hourly bars around the clock (as cry
 with a per-bar volatility of about 0.3 % and Student-t shocks, and a known expected next-bar return
 `mu[t]` (known at bar t, it drives the move from t to t+1). The oracle holds `sign(mu[t])`, changing
 position only when the expected gain over the next bars pays the cost; a reference rule is a one-line
-rule of the kind a researcher would try first, with its parameter chosen on the training bars. For regimes,
-an informed rule knows the form of both edges and switches between their rules where a rolling AR slope
-says the market reverts: what a causal rule can reach without knowing when the regime changes.
+rule of the kind a researcher would try first, with its parameter chosen on the training bars. Where the
+oracle's knowledge is a hidden state, an informed rule (INFORMED_RULES) knows the form of the edge but not
+the state: for regimes it switches between the two edges' rules where a rolling AR slope says the market
+reverts; for ou_price a Kalman filter with the generator's parameters estimates the deviation. What it
+makes is what a causal rule can reach.
 
 - `trend`: mu is a slowly varying Ornstein-Uhlenbeck drift (a persistent edge that trend rules see).
 - `reversion`: mu = -phi * (mean of the last 3 returns): short mean reversion over a few bars.
@@ -261,19 +263,29 @@ def oracle_positions(mu: np.ndarray, cost_bps: float, persistence: np.ndarray | 
     return positions
 
 
-def choose_oracle(market: Market, close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
-                  periods_per_year: float) -> np.ndarray:
-    """The oracle's positions, its hysteresis chosen on the training split as the reference rules' parameters
-    are: the cost is weighed against the edge over a multiple of its persistence (infinite: no hysteresis)."""
-    mu, persistence = market.mu[-len(close):], market.persistence[-len(close):]
+HYSTERESIS_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0, np.inf)
+"""Multiples of an edge's persistence the cost of a change is weighed against (infinite: no hysteresis)."""
+
+
+def hysteresis_positions(mu: np.ndarray, persistence: np.ndarray, close: np.ndarray, train_bars: tuple[int, int],
+                         cost_bps: float, periods_per_year: float) -> np.ndarray:
+    """oracle_positions of an expected-return series, the multiple of its persistence chosen on the training
+    split as the reference rules' parameters are."""
     best: tuple[float, np.ndarray] | None = None
-    for multiple in (0.25, 0.5, 1.0, 2.0, 4.0, np.inf):
+    for multiple in HYSTERESIS_MULTIPLES:
         positions = oracle_positions(mu, cost_bps, persistence * multiple)
         sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
         if best is None or sharpe > best[0]:
             best = (sharpe, positions)
     assert best is not None
     return best[1]
+
+
+def choose_oracle(market: Market, close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
+                  periods_per_year: float) -> np.ndarray:
+    """The oracle's positions: the planted mu with the hysteresis the training split favours."""
+    mu, persistence = market.mu[-len(close):], market.persistence[-len(close):]
+    return hysteresis_positions(mu, persistence, close, train_bars, cost_bps, periods_per_year)
 
 
 def ar_slope(close: np.ndarray, half_life: float, lags: int = REVERSION_LAGS) -> np.ndarray:
@@ -310,6 +322,43 @@ def choose_regime_switch(close: np.ndarray, train_bars: tuple[int, int], cost_bp
                     best = (sharpe, f"regime_switch({span}, {half_life}, {threshold})", positions)
     assert best is not None
     return best[1], best[2]
+
+
+def ou_filter_mu(close: np.ndarray) -> np.ndarray:
+    """The ou_price market's expected next-bar return as a Kalman filter that knows the generator's parameters
+    estimates it from the closes up to each bar: log price = random walk (std SIGMA a bar) + OU deviation x,
+    observed without noise, and mu = -kappa x. The best any causal rule can know of x."""
+    kappa = 1.0 - 0.5 ** (1.0 / OU_HALF_LIFE)
+    decay, q_walk = 1.0 - kappa, SIGMA**2
+    q_dev = (OU_EDGE * SIGMA) ** 2 * (1.0 - decay**2)
+    log_close = np.log(close)
+    walk, dev = float(log_close[0]), 0.0
+    p_ww, p_wd, p_dd = 0.0, 0.0, (OU_EDGE * SIGMA) ** 2
+    estimate = np.empty(len(close))
+    for t, y in enumerate(log_close.tolist()):
+        if t:  # predict: the walk keeps its level, the deviation decays
+            dev *= decay
+            p_ww, p_wd, p_dd = p_ww + q_walk, decay * p_wd, decay * decay * p_dd + q_dev
+        innovation_var = p_ww + 2.0 * p_wd + p_dd + 1e-18
+        gain_w, gain_d = (p_ww + p_wd) / innovation_var, (p_wd + p_dd) / innovation_var
+        innovation = y - walk - dev
+        walk, dev = walk + gain_w * innovation, dev + gain_d * innovation
+        p_ww, p_wd, p_dd = (p_ww - gain_w * (p_ww + p_wd), p_wd - gain_w * (p_wd + p_dd),
+                            p_dd - gain_d * (p_wd + p_dd))
+        estimate[t] = dev
+    return -kappa * estimate
+
+
+def choose_ou_filter(close: np.ndarray, train_bars: tuple[int, int], cost_bps: float, periods_per_year: float
+                     ) -> tuple[str, np.ndarray]:
+    """The informed rule for ou_price: the filter's mu traded as the oracle trades the true one."""
+    positions = hysteresis_positions(ou_filter_mu(close), np.full(len(close), OU_HALF_LIFE), close, train_bars,
+                                     cost_bps, periods_per_year)
+    return "ou_filter", positions
+
+
+INFORMED_RULES = {"regimes": choose_regime_switch, "ou_price": choose_ou_filter}
+"""Rules that know the form of a market's edge but not its hidden state: what a causal rule can reach."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 
 from benchmarks import markets
-from benchmarks.markets import ALL_MARKETS, NO_EDGE, REVERSION_PHI, ar_slope, make_market, regime_switch_positions
+from benchmarks.markets import (
+    ALL_MARKETS,
+    NO_EDGE,
+    REVERSION_PHI,
+    ar_slope,
+    make_market,
+    ou_filter_mu,
+    regime_switch_positions,
+)
 
 
 def test_the_regime_switch_rule_reads_only_the_past() -> None:
@@ -71,3 +79,17 @@ def test_the_markets_without_an_edge_have_nothing_to_predict(kind: str) -> None:
         assert abs(np.corrcoef(np.sign(r[:-lag]), np.sign(r[lag:]))[0, 1]) < 0.03
     clustering = np.corrcoef(r[:-1] ** 2, r[1:] ** 2)[0, 1]
     assert clustering > 0.05 if kind == "garch_walk" else abs(clustering) < 0.05
+
+
+def test_the_ou_filter_reads_only_the_past_and_tracks_the_hidden_deviation() -> None:
+    market = make_market("ou_price", seed=1, n=8000)
+    close, t = market.close, 5000
+    changed = close.copy()
+    changed[t + 1:] *= 1.05
+    np.testing.assert_array_equal(ou_filter_mu(close)[:t + 1], ou_filter_mu(changed)[:t + 1])
+    estimate = ou_filter_mu(close)[400:]
+    tracking = np.corrcoef(estimate, market.mu[400:])[0, 1]
+    # the steady-state filter is an exponential smoother: no EMA distance tracks the deviation better
+    best_ema = max(np.corrcoef(np.log(markets.ema(close, span) / close)[400:], market.mu[400:])[0, 1]
+                   for span in (10, 20, 35, 50, 100))
+    assert tracking > 0.3 and tracking >= best_ema - 0.01, (tracking, best_ema)
