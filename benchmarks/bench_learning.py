@@ -183,12 +183,16 @@ COLUMNS = ("agent", "turnover", "checkpoint", "agent_0x", "reference", "oracle",
            "buy_and_hold", "wall_s")
 
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| market | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+REFERENCE_COLUMNS = ("reference", "oracle", "half_oracle", "informed", "buy_and_hold")
+"""The columns of `--references-only`."""
+
+
+def summary_table(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
+    lines = ["| market | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for market in dict.fromkeys(r["market"] for r in rows):
         group = [r for r in rows if r["market"] == market]
         cells = [_mean_sd([r.get(c, float("nan")) for r in group]) if c != "turnover" else
-                 f"{statistics.mean(r[c] for r in group):.3f}" for c in COLUMNS]
+                 f"{statistics.mean(r[c] for r in group):.3f}" for c in columns]
         lines.append(f"| {market} ({len(group)} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -231,21 +235,12 @@ def references_only(kinds: list[str], seeds: list[int], bars: int, overrides: li
             refs = references(kind, market.close, bounds["train"], bounds["test"], params.costs.total_bps,
                               periods_per_year(times), market)
             row = {"market": kind, "kind": kind, "seed": seed} | {name: ref["sharpe"] for name, ref in refs.items()}
+            row["half_oracle"] = 0.5 * row["oracle"]
             rows.append(row)
             print(f"  {kind:12s} seed {seed}: " + ", ".join(
                 f"{name} {ref['sharpe']:+.2f}" + (f" [{ref['rule']}]" if "rule" in ref else "")
                 for name, ref in refs.items()), flush=True)
     return rows
-
-
-def reference_table(rows: list[dict[str, Any]]) -> str:
-    columns = ("reference", "oracle", "half_oracle", "informed", "buy_and_hold")
-    lines = ["| market | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for market in dict.fromkeys(r["market"] for r in rows):
-        group = [r | {"half_oracle": 0.5 * r["oracle"]} for r in rows if r["market"] == market]
-        cells = [_mean_sd([r.get(c, float("nan")) for r in group]) for c in columns]
-        lines.append(f"| {market} ({len(group)} seeds) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.references_only:
         rows = references_only(args.markets, seeds, bars, args.overrides)
         print(f"\nreferences without training ({len(seeds)} seeds; {bars:,}-bar markets); test-split Sharpe net "
-              f"of costs, mean ± sd over seeds:\n\n{reference_table(rows)}")
+              f"of costs, mean ± sd over seeds:\n\n{summary_table(rows, REFERENCE_COLUMNS)}")
         return 0
     overrides = (["train.timesteps=60000"] if args.quick else []) + args.overrides
     out = Path(args.out)

@@ -27,7 +27,7 @@ that did not, at realistic costs (see benchmarks/RESULTS.md for the measured fig
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,14 +271,9 @@ def hysteresis_positions(mu: np.ndarray, persistence: np.ndarray, close: np.ndar
                          cost_bps: float, periods_per_year: float) -> np.ndarray:
     """oracle_positions of an expected-return series, the multiple of its persistence chosen on the training
     split as the reference rules' parameters are."""
-    best: tuple[float, np.ndarray] | None = None
-    for multiple in HYSTERESIS_MULTIPLES:
-        positions = oracle_positions(mu, cost_bps, persistence * multiple)
-        sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
-        if best is None or sharpe > best[0]:
-            best = (sharpe, positions)
-    assert best is not None
-    return best[1]
+    candidates = ((str(multiple), oracle_positions(mu, cost_bps, persistence * multiple))
+                  for multiple in HYSTERESIS_MULTIPLES)
+    return best_on_training(candidates, close, train_bars, cost_bps, periods_per_year)[1]
 
 
 def choose_oracle(market: Market, close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
@@ -312,16 +307,11 @@ INFORMED_GRID = {"span": (100, 200, 400), "half_life": (50, 100, 200, 400), "thr
 def choose_regime_switch(close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
                          periods_per_year: float) -> tuple[str, np.ndarray]:
     """The informed rule for regimes: regime_switch_positions with the training split's best parameters."""
-    best: tuple[float, str, np.ndarray] | None = None
-    for span in INFORMED_GRID["span"]:
-        for half_life in INFORMED_GRID["half_life"]:
-            for threshold in INFORMED_GRID["threshold"]:
-                positions = regime_switch_positions(close, span, half_life, threshold)
-                sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
-                if best is None or sharpe > best[0]:
-                    best = (sharpe, f"regime_switch({span}, {half_life}, {threshold})", positions)
-    assert best is not None
-    return best[1], best[2]
+    candidates = ((f"regime_switch({span}, {half_life}, {threshold})",
+                   regime_switch_positions(close, span, half_life, threshold))
+                  for span in INFORMED_GRID["span"] for half_life in INFORMED_GRID["half_life"]
+                  for threshold in INFORMED_GRID["threshold"])
+    return best_on_training(candidates, close, train_bars, cost_bps, periods_per_year)
 
 
 def ou_filter_mu(close: np.ndarray) -> np.ndarray:
@@ -398,12 +388,19 @@ def segment_metrics(close: np.ndarray, positions: np.ndarray, bars: tuple[int, i
 def choose_rule(kind: str, close: np.ndarray, train_bars: tuple[int, int], cost_bps: float,
                 periods_per_year: float) -> tuple[str, np.ndarray]:
     """The reference rule and parameter with the best training-split Sharpe net of costs: (label, positions)."""
+    candidates = ((f"{rule.name}({value})", rule.positions(close, value))
+                  for rule in REFERENCE_RULES[kind] for value in rule.grid)
+    return best_on_training(candidates, close, train_bars, cost_bps, periods_per_year)
+
+
+def best_on_training(candidates: Iterable[tuple[str, np.ndarray]], close: np.ndarray, train_bars: tuple[int, int],
+                     cost_bps: float, periods_per_year: float) -> tuple[str, np.ndarray]:
+    """The (label, positions) candidate with the best training-split Sharpe net of costs (the first on ties):
+    how every rule's parameters and the oracle's hysteresis are chosen."""
     best: tuple[float, str, np.ndarray] | None = None
-    for rule in REFERENCE_RULES[kind]:
-        for value in rule.grid:
-            positions = rule.positions(close, value)
-            sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
-            if best is None or sharpe > best[0]:
-                best = (sharpe, f"{rule.name}({value})", positions)
-    assert best is not None
+    for label, positions in candidates:
+        sharpe = segment_metrics(close, positions, train_bars, cost_bps, periods_per_year)["sharpe"]
+        if best is None or sharpe > best[0]:
+            best = (sharpe, label, positions)
+    assert best is not None, "no candidate"
     return best[1], best[2]
