@@ -45,7 +45,7 @@ def test_every_market_is_seeded_and_its_ohlcv_consistent(kind: str) -> None:
     assert (frame["Low"] <= frame[["Open", "Close"]].min(axis=1)).all() and (frame["Volume"] > 0).all()
 
 
-@pytest.mark.parametrize("kind", ["trend", "step_trend", "momentum", "reversion", "regimes"])
+@pytest.mark.parametrize("kind", ["trend", "step_trend", "momentum", "reversion", "regimes", "slow_regimes"])
 def test_the_move_from_t_to_t_plus_1_is_mu_at_t_plus_that_bars_shock(kind: str, monkeypatch) -> None:
     drawn = {}
 
@@ -93,3 +93,14 @@ def test_the_ou_filter_reads_only_the_past_and_tracks_the_hidden_deviation() -> 
     best_ema = max(np.corrcoef(np.log(markets.ema(close, span) / close)[400:], market.mu[400:])[0, 1]
                    for span in (10, 20, 35, 50, 100))
     assert tracking > 0.3 and tracking >= best_ema - 0.01, (tracking, best_ema)
+
+
+@pytest.mark.parametrize("kind", sorted(markets.REGIME_MEAN_BARS))
+def test_regimes_last_as_long_as_their_market_says(kind: str) -> None:
+    lengths = []
+    for seed in range(4):
+        reverting = make_market(kind, seed=seed, n=40_000).persistence < markets.TREND_TAU / 5.0
+        switches = np.flatnonzero(np.diff(reverting.astype(int)))
+        lengths.extend(np.diff(switches))
+    assert reverting.any() and not reverting.all()
+    assert np.mean(lengths) == pytest.approx(markets.REGIME_MEAN_BARS[kind], rel=0.3)
