@@ -2,15 +2,16 @@
 
 Everything here is pure: a file goes in, an immutable :class:`Bars` comes out, or a
 :class:`DataError` that names the file, the line (CSV, header = line 1) or row (Parquet,
-1-based) and the column at fault.  Only two repairs are ever made silently, and both are
-counted in :attr:`Bars.repairs`: unsorted rows are sorted, exact duplicate rows dropped.
+1-based) and the column at fault.  Only three repairs are ever made, and all are counted in
+:attr:`Bars.repairs`: unsorted rows are sorted, exact duplicate rows dropped, and a file without a
+Volume column gets zero volume (``volume_absent_bars``; the build's log and manifest show it).
 
 Supported layouts (``fmt``), detected by :func:`detect_format` when ``fmt="auto"``:
 
 ``plain``
     A named timestamp column (``Date``, ``Time``, ``Datetime``, ``Timestamp``, ``Gmt time``;
     or separate ``Date`` + ``Time`` columns) with ISO-8601 timestamps, then
-    ``Open, High, Low, Close[, Adj Close], Volume`` in any case.  ``Close`` is used, never
+    ``Open, High, Low, Close[, Adj Close][, Volume]`` in any case (no Volume: zero volume).  ``Close`` is used, never
     ``Adj Close``: indicators, rewards and fills must all see the traded price.
 ``dayfirst``
     As ``plain`` but with day-first timestamps such as ``01.01.2017 22:00:00.000``
@@ -47,6 +48,9 @@ FORMATS = DATA_FORMATS
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 FIELDS = PRICE_FIELDS + ("volume",)
+NO_VOLUME = "(no volume column)"
+"""The column name reported for a price-only file's volume: zeros, so the volume families give constant
+features, which selection drops (a constant has no rank IC)."""
 
 # Normalised header names (lower case, no spaces/underscores/<>) that hold a timestamp,
 # in order of preference.  "gmttime" is what Dukascopy exports call it.
@@ -168,7 +172,8 @@ def load_bars(path: str | Path, fmt: str = "auto", min_bars: int = 0) -> Bars:
     ``fmt`` is one of ``FORMATS`` (see the module docstring); ``"auto"`` detects it.
     ``min_bars`` is the fewest bars the caller can use (longest lookback plus splits).
     Raises :class:`DataError` naming file, line/row and column for any bad input;
-    the only repairs (sorting, dropping exact duplicates) are counted in ``repairs``.
+    the only repairs (sorting, dropping exact duplicates, zero volume where the file has no
+    Volume column) are counted in ``repairs``.
     """
     path = Path(path)
     if fmt not in FORMATS:
@@ -184,6 +189,8 @@ def load_bars(path: str | Path, fmt: str = "auto", min_bars: int = 0) -> Bars:
     values = {field: _parse_numbers(table, field) for field in FIELDS}
     _check_prices(table, values)
     timestamps, values, repairs = _sort_and_dedupe(table, timestamps, values)
+    if table.cells["volume"][0] == NO_VOLUME:
+        repairs["volume_absent_bars"] = len(timestamps)
     if len(timestamps) < min_bars:
         raise DataError(
             f"{path}: too few bars: {len(timestamps)} in the file, but {min_bars} are needed "
@@ -294,6 +301,7 @@ def _named_table(path: Path, frame: pd.DataFrame, lines: np.ndarray, fmt: str) -
     fields: dict[str, tuple[str, ...]] = {f: (f,) for f in FIELDS}
     if fmt != "index":
         fields = {"time": _TIME_NAMES, **fields}
+    fields.pop("volume")
     columns = _find_columns(path, frame, fields)  # one error listing everything missing
     names = {_norm(c): str(c) for c in frame.columns}
     if fmt == "index":
@@ -304,8 +312,17 @@ def _named_table(path: Path, frame: pd.DataFrame, lines: np.ndarray, fmt: str) -
     else:
         time_col, time = columns["time"], frame[columns["time"]]
     formats = _DAYFIRST_FORMATS if fmt == "dayfirst" else _ISO
-    cells = {f: (columns[f], frame[columns[f]]) for f in FIELDS}
+    cells = {f: (columns[f], frame[columns[f]]) for f in PRICE_FIELDS}
+    cells["volume"] = _volume_cell(frame)
     return _Table(path, time, time_col, formats, cells, lines, "line")
+
+
+def _volume_cell(frame: pd.DataFrame) -> tuple[str, pd.Series]:
+    """The Volume column, or zeros under NO_VOLUME where a price-only file has none (counted in repairs)."""
+    column = next((str(c) for c in frame.columns if _norm(c) == "volume"), None)
+    if column is None:
+        return NO_VOLUME, pd.Series(0.0, index=frame.index)
+    return column, frame[column]
 
 
 def _mt5_table(path: Path, frame: pd.DataFrame, lines: np.ndarray) -> _Table:
@@ -348,8 +365,9 @@ def _read_parquet(path: Path) -> _Table:
         frame = frame.reset_index(drop=True)
         time_col = _find_columns(path, frame, {"time": _TIME_NAMES})["time"]
         time = frame[time_col]
-    columns = _find_columns(path, frame, {f: (f,) for f in FIELDS})
-    cells = {f: (columns[f], frame[columns[f]]) for f in FIELDS}
+    columns = _find_columns(path, frame, {f: (f,) for f in PRICE_FIELDS})
+    cells = {f: (columns[f], frame[columns[f]]) for f in PRICE_FIELDS}
+    cells["volume"] = _volume_cell(frame)
     lines = np.arange(1, len(frame) + 1, dtype=np.int64)
     return _Table(path, time, time_col, _ISO, cells, lines, "row")
 

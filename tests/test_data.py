@@ -173,6 +173,28 @@ def test_parquet(tmp_path: Path, layout: str) -> None:
     assert_standard_bars(load_bars(path))
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_file_without_volume_loads_with_zero_volume_and_says_so(tmp_path: Path, suffix: str) -> None:
+    frame = standard_frame()
+    path = tmp_path / f"prices.{suffix}"
+    if suffix == "csv":
+        frame.drop(columns="Volume").rename_axis("Date").to_csv(path)
+    else:
+        frame.drop(columns="Volume").to_parquet(path)
+    bars = load_bars(path)
+    np.testing.assert_array_equal(bars.volume, np.zeros(len(bars)))
+    assert dict(bars.repairs) == {"rows_sorted": 0, "duplicate_rows_dropped": 0, "volume_absent_bars": len(bars)}
+    with_zeros = tmp_path / f"zeros.{suffix}"
+    if suffix == "csv":
+        frame.assign(Volume=0.0).rename_axis("Date").to_csv(with_zeros)
+    else:
+        frame.assign(Volume=0.0).to_parquet(with_zeros)
+    zeros = load_bars(with_zeros)
+    for field in ("timestamps", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(bars, field), getattr(zeros, field))
+    assert dict(zeros.repairs) == {"rows_sorted": 0, "duplicate_rows_dropped": 0}
+
+
 def test_mt5_utf16_export(tmp_path: Path) -> None:
     path = write(tmp_path, "mt5.csv", mt5_text([0, 0, 0], VOLUME), encoding="utf-16")
     assert detect_format(path) == "mt5"
@@ -213,9 +235,9 @@ BAD_CASES = {
         bad_line("2020-01-01,1.5,2.5,1,2,20"),
         r"line 3, column 'Date': duplicate timestamp 2020-01-01T00:00:00 \(also at line 2\) with different values",
     ),
-    "missing-volume": (
-        "Date,Open,High,Low,Close\n2020-01-01,1,2,0.5,1.5\n",
-        r"missing column\(s\) volume; found columns: Date, Open, High, Low, Close",
+    "missing-close": (
+        "Date,Open,High,Low,Volume\n2020-01-01,1,2,0.5,1.5\n",
+        r"missing column\(s\) close; found columns: Date, Open, High, Low, Volume",
     ),
     "missing-time": (
         "When,Open,High,Low,Close,Volume\n2020-01-01,1,2,0.5,1.5,1\n",
