@@ -11,8 +11,9 @@ Supported layouts (``fmt``), detected by :func:`detect_format` when ``fmt="auto"
 ``plain``
     A named timestamp column (``Date``, ``Time``, ``Datetime``, ``Timestamp``, ``Gmt time``;
     or separate ``Date`` + ``Time`` columns) with ISO-8601 timestamps, then
-    ``Open, High, Low, Close[, Adj Close][, Volume]`` in any case (no Volume: zero volume).  ``Close`` is used, never
-    ``Adj Close``: indicators, rewards and fills must all see the traded price.
+    ``Open, High, Low, Close[, Adj Close][, Volume]`` in any case (no Volume: zero volume).
+    ``Close`` is used, never ``Adj Close``: indicators, rewards and fills must all see the traded
+    price.
 ``dayfirst``
     As ``plain`` but with day-first timestamps such as ``01.01.2017 22:00:00.000``
     (also ``/`` and ``-`` separators).  Parsed with explicit formats, never guessed;
@@ -298,10 +299,9 @@ def _find_columns(path: Path, frame: pd.DataFrame, fields: Mapping[str, tuple[st
 
 def _named_table(path: Path, frame: pd.DataFrame, lines: np.ndarray, fmt: str) -> _Table:
     """``plain``, ``dayfirst`` and ``index`` layouts."""
-    fields: dict[str, tuple[str, ...]] = {f: (f,) for f in FIELDS}
+    fields: dict[str, tuple[str, ...]] = {f: (f,) for f in PRICE_FIELDS}  # volume is optional: _volume_cell
     if fmt != "index":
         fields = {"time": _TIME_NAMES, **fields}
-    fields.pop("volume")
     columns = _find_columns(path, frame, fields)  # one error listing everything missing
     names = {_norm(c): str(c) for c in frame.columns}
     if fmt == "index":
