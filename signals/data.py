@@ -10,7 +10,8 @@ Supported layouts (``fmt``), detected by :func:`detect_format` when ``fmt="auto"
 
 ``plain``
     A named timestamp column (``Date``, ``Time``, ``Datetime``, ``Timestamp``, ``Gmt time``;
-    or separate ``Date`` + ``Time`` columns) with ISO-8601 timestamps, then
+    or separate ``Date`` + ``Time`` columns) with ISO-8601 timestamps (or Unix time: 10 digits
+    for seconds, 13 for milliseconds, as exchanges export it), then
     ``Open, High, Low, Close[, Adj Close][, Volume]`` in any case (no Volume: zero volume).
     ``Close`` is used, never ``Adj Close``: indicators, rewards and fills must all see the traded
     price.
@@ -64,6 +65,9 @@ _DAYFIRST_FORMATS = tuple(
 )
 _MT5_FORMATS = ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y.%m.%d")
 _ISO = ("ISO8601",)
+# Unix time by its digit count, as exchange exports write it (crypto klines: milliseconds).
+_EPOCH_UNITS = {10: "s", 13: "ms"}
+_EPOCH_RE = re.compile(r"^\d{10}(\d{3})?$")
 
 _ISO_RE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}")
 # Only dotted dates are auto-detected as day-first: nobody writes mm.dd.yyyy, whereas
@@ -403,7 +407,8 @@ def _parse_times(table: _Table) -> np.ndarray:
 
 def _describe(formats: tuple[str, ...]) -> str:
     if formats == _ISO:
-        return "ISO 8601 such as 2017-01-31 22:00:00; day-first dates need fmt='dayfirst'"
+        return ("ISO 8601 such as 2017-01-31 22:00:00, or Unix time in seconds or milliseconds as in the first "
+                "row; day-first dates need fmt='dayfirst'")
     if formats == _MT5_FORMATS:
         return "MT5 dates such as 2017.01.31 with times such as 22:00:00"
     return "day-first such as 31.01.2017 22:00:00.000, 31/01/2017 or 31-01-2017 22:00"
@@ -414,9 +419,13 @@ def _to_datetime(text: pd.Series, formats: tuple[str, ...]) -> pd.Series:
 
     Explicit formats only: letting pandas infer would read 01.02.2017 as January 2nd.
     """
+    first = next((t for t in text if t), "")
+    if formats == _ISO and _EPOCH_RE.match(first):
+        unit = _EPOCH_UNITS[len(first)]  # every cell in the first one's unit; any other is unparseable
+        numbers = pd.to_numeric(text.where(text.str.len() == len(first), ""), errors="coerce")
+        return pd.to_datetime(numbers, unit=unit, errors="coerce", utc=True)
     if formats == _ISO:
         return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    first = next((t for t in text if t), "")
     for fmt in formats:
         if not pd.isna(pd.to_datetime(first, format=fmt, errors="coerce")):
             return pd.to_datetime(text, format=fmt, errors="coerce")

@@ -173,6 +173,21 @@ def test_parquet(tmp_path: Path, layout: str) -> None:
     assert_standard_bars(load_bars(path))
 
 
+@pytest.mark.parametrize("per_second", [1, 1000])
+def test_unix_time_in_seconds_or_milliseconds(tmp_path: Path, per_second: int) -> None:
+    epochs = [str(ns // 1_000_000_000 * per_second) for ns in EXPECTED_NS]
+    path = write(tmp_path, "klines.csv", plain_text("timestamp,open,high,low,close,volume", epochs))
+    assert detect_format(path) == "plain"
+    assert_standard_bars(load_bars(path))
+
+
+def test_unix_time_in_another_unit_than_the_first_rows_is_an_error(tmp_path: Path) -> None:
+    epochs = ["1577836800", "1577923200000", "1578009600"]
+    path = write(tmp_path, "mixed.csv", plain_text("timestamp,open,high,low,close,volume", epochs))
+    with pytest.raises(DataError, match=r"line 3, column 'timestamp': unparseable timestamp '1577923200000'"):
+        load_bars(path)
+
+
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_a_file_without_volume_loads_with_zero_volume_and_says_so(tmp_path: Path, suffix: str) -> None:
     frame = standard_frame()
