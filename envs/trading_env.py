@@ -71,6 +71,11 @@ class SymbolLayout:
         """Steps of an episode that runs the whole split."""
         return self.last_bar - self.first_bar
 
+    def episode_steps(self, episode_length: int | None) -> int:
+        """Steps of one episode on this symbol: `episode_length`, or the whole split where that is shorter (a
+        short file still trains, on episodes that each run its whole split) or `episode_length` is None."""
+        return self.n_steps if episode_length is None else min(episode_length, self.n_steps)
+
 
 def _split_hint(split: str) -> str:
     """The settings that size a split, for error messages."""
@@ -112,9 +117,8 @@ def _check_settings(split: str, window: int, action_mode: str, reward: str, draw
                          f"[0, 5000) basis points (got {rate / accounting.BPS:g})")
 
 
-def _layout(store: Store, name: str, split: str, window: int, episode_length: int | None,
-            scaled: bool = False) -> SymbolLayout:
-    """Views for one symbol, after checking that its split holds the window and one episode."""
+def _layout(store: Store, name: str, split: str, window: int, scaled: bool = False) -> SymbolLayout:
+    """Views for one symbol, after checking that its split holds the window and one step."""
     data = store.symbol(name)
     start, stop = data.split(split)
     n_bars = stop - start
@@ -127,11 +131,6 @@ def _layout(store: Store, name: str, split: str, window: int, episode_length: in
             f"env.window = {window} does not fit the {split!r} split of {name} ({n_bars} bars; an observation "
             f"needs window bars and a step one bar more): lower env.window or give the split more bars via "
             f"{_split_hint(split)}")
-    if episode_length is not None and episode_length > steps:
-        raise ValueError(
-            f"the {split!r} split of {name} has {n_bars} bars, room for {steps} steps after the first window "
-            f"of env.window = {window}: fewer than env.episode_length = {episode_length}; lower "
-            f"env.episode_length (or env.window) or give the split more bars via {_split_hint(split)}")
     # Plain ndarray views of the memmaps: same pages, but no np.memmap subclass overhead on every slice.
     features = data.features.view(np.ndarray)
     close = data.close.view(np.ndarray)
@@ -187,7 +186,7 @@ class TradingSetup:
                              f"(it has {', '.join(opened.symbols)})")
         # differential_sharpe is scale-free, but its moments are seeded with the training variance.
         scaled = bool(normalise_reward) or reward == "differential_sharpe"
-        layouts = tuple(_layout(opened, s, split, window, episode_length, scaled) for s in names)
+        layouts = tuple(_layout(opened, s, split, window, scaled) for s in names)
         checked = spec.replace(window=window, episode_length=episode_length, symbols=names,
                                drawdown_penalty=float(spec.drawdown_penalty), dsr_eta=float(spec.dsr_eta),
                                normalise_reward=bool(normalise_reward), trade_penalty=float(spec.trade_penalty))
@@ -197,6 +196,13 @@ class TradingSetup:
     @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(layout.name for layout in self.layouts)
+
+    def short_episode_notes(self) -> list[str]:
+        """One line per symbol whose split is shorter than `spec.episode_length`: its episodes run the whole split."""
+        length = self.spec.episode_length
+        return [f"{layout.name}: the {self.split!r} split has room for {layout.n_steps} steps, fewer than "
+                f"env.episode_length = {length}: each of its episodes runs the whole split"
+                for layout in self.layouts if length is not None and layout.n_steps < length]
 
     @property
     def window_size(self) -> int:
@@ -224,7 +230,8 @@ def draw_episode(rng: np.random.Generator, layouts: Sequence[SymbolLayout], epis
     Draws, in this order and only when needed: the symbol (uniform, when there are several and
     options has no "symbol"), then the start (uniform over the starts whose episode fits in the split,
     when episode_length is set and options has no "start"). Without episode_length the episode runs from
-    the first decision bar of the split (or options["start"]) to its last bar.
+    the first decision bar of the split (or options["start"]) to its last bar; a symbol whose split is
+    shorter than episode_length has episodes of its whole split (`SymbolLayout.episode_steps`).
     """
     options = options or {}
     if "symbol" in options:
@@ -237,7 +244,7 @@ def draw_episode(rng: np.random.Generator, layouts: Sequence[SymbolLayout], epis
     else:
         index = 0
     layout = layouts[index]
-    length = layout.n_steps if episode_length is None else episode_length
+    length = layout.episode_steps(episode_length)
     if "start" in options:
         start = int(options["start"])
         latest = layout.last_bar - (1 if episode_length is None else length)
@@ -310,14 +317,16 @@ class TradingEnv(gym.Env):
     ## Starting State
 
     Flat, equity 1, no costs paid. With `episode_length` set, the first decision bar is drawn uniformly
-    (with `self.np_random`) among those whose episode fits inside the split; with `episode_length=None`
+    (with `self.np_random`) among those whose episode fits inside the split (a symbol whose split is
+    shorter than `episode_length` runs its whole split, from its first decision bar); with `episode_length=None`
     the episode starts at the split's first decision bar (evaluation). `reset(options={"symbol": name,
     "start": bar})` may fix either.
 
     ## Episode End
 
-    * Truncation: after `episode_length` steps, or, with `episode_length=None`, when the observation
-      reaches the split's last bar (its close has no next close inside the split to trade towards).
+    * Truncation: after `episode_length` steps (or the symbol's whole split, if shorter), or, with
+      `episode_length=None`, when the observation reaches the split's last bar (its close has no next close
+      inside the split to trade towards).
     * Termination: only ruin, a step whose growth factor is <= 1e-12 (equity wiped out: a short through a
       price that doubles within one bar, or a long through a price that falls to zero). Its reward is
       floored at log(1e-12).

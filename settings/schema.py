@@ -197,7 +197,8 @@ class EnvConfig:
     dsr_eta: float = 0.01
     """Adaptation rate of the differential Sharpe ratio's moving moments."""
     episode_length: int = 512
-    """Steps per training episode (random start); evaluation episodes run the whole split."""
+    """Steps per training episode (random start); a symbol whose training split is shorter has episodes of its
+    whole split (the run's log says which); evaluation episodes run the whole split."""
 
     def __post_init__(self) -> None:
         require(self.window >= 1, "window", f"must be >= 1 (got {self.window})")

@@ -68,11 +68,13 @@ CONFIGS = [
     {"episode_length": 25, "reward": "differential_sharpe", "dsr_eta": 0.05},
     {"episode_length": None, "drawdown_penalty": 0.7, "window": 3},
     {"episode_length": 60, "reward": "differential_sharpe", "drawdown_penalty": 0.2, "symbols": ["CCC"]},
+    {"episode_length": 300},  # CCC's validation split has room for 259 steps: its episodes run the whole split
 ]
 
 
 @pytest.mark.parametrize("mode", ["discrete", "long_only", "continuous"])
-@pytest.mark.parametrize("config", CONFIGS, ids=["log", "dsr", "full-split-penalty", "one-symbol"])
+@pytest.mark.parametrize("config", CONFIGS, ids=["log", "dsr", "full-split-penalty", "one-symbol",
+                                                 "a-split-shorter-than-an-episode"])
 def test_batched_equals_single_envs(store_root, mode, config):
     n_envs, n_steps, seed = 7, 400, 123
     spec = EnvSpec(**{"window": 5, "action_mode": mode, "commission_bps": 2.0, "slippage_bps": 1.0, **config})

@@ -328,9 +328,25 @@ def test_window_larger_than_split(store_root):
         TradingEnv(store_root, "test", window=3000, episode_length=None)
 
 
-def test_split_too_short_for_one_episode(store_root):
-    with pytest.raises(ValueError, match=r"env\.episode_length = 1024.*split\.validation"):
-        TradingEnv(store_root, "validation", window=16, episode_length=1024)
+def test_a_split_shorter_than_an_episode_runs_whole(store_root):
+    """BBB's validation split (600 bars) is shorter than the episode, AAA's (800) is not: a short file trains on
+    episodes of its whole split, the others as before, and the note names the short symbol only."""
+    env = TradingEnv(store_root, "validation", window=16, episode_length=700)
+    assert env.setup.short_episode_notes() == [
+        "BBB: the 'validation' split has room for 599 steps, fewer than env.episode_length = 700: each of its "
+        "episodes runs the whole split"]
+    lengths: dict[str, set[int]] = {"AAA": set(), "BBB": set()}
+    starts: dict[str, set[int]] = {"AAA": set(), "BBB": set()}
+    env.reset(seed=3)
+    for _ in range(12):
+        _, _, terms, truncs, infos = run_actions(env, [1] * 1000)
+        symbol = infos[0]["symbol"]
+        lengths[symbol].add(len(truncs))
+        starts[symbol].add(infos[0]["bar"])
+        assert truncs[-1] and not any(terms)
+    bbb_first = env.setup.store.symbol("BBB").split("validation")[0]
+    assert lengths == {"AAA": {700}, "BBB": {599}} and starts["BBB"] == {bbb_first} and len(starts["AAA"]) > 1
+    assert TradingEnv(store_root, "validation", window=16, episode_length=500).setup.short_episode_notes() == []
 
 
 @pytest.mark.parametrize("kwargs,key", [

@@ -73,6 +73,19 @@ def test_same_seed_same_report(tmp_path):
     assert reports[0] == reports[1]
 
 
+def test_a_file_shorter_than_an_episode_trains_on_whole_split_episodes(tmp_path):
+    params = write_params(tmp_path)  # 1,500 bars a symbol: each training split is far shorter than 5,000 steps
+    result = run_module("trader.train", "--params", str(params), "--set", "env.episode_length=5000",
+                        "--set", "train.ensemble=1", "--set", "train.timesteps=2048")  # 1,024 steps per env
+    assert result.returncode == 0, result.stderr[-3000:]
+    notes = [line for line in result.stdout.splitlines() if "fewer than env.episode_length = 5000" in line]
+    assert sorted(note.split(":")[1].strip() for note in notes) == ["AAA", "AAA~mirror", "BBB", "BBB~mirror"]
+    progress = (only_run(tmp_path) / "logs" / "from_step_0" / "progress.csv").read_text().splitlines()
+    column = progress[0].split(",").index("episode/length")
+    lengths = {float(row.split(",")[column]) for row in progress[1:] if row.split(",")[column]}
+    assert lengths and max(lengths) < 5000
+
+
 def test_no_build_with_missing_store_is_an_error(tmp_path):
     params = write_params(tmp_path)
     result = run_module("trader.train", "--params", str(params), "--no-build")

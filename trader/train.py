@@ -246,6 +246,7 @@ def run(params: Params, argv: Sequence[str], resume: str | None = None, no_build
 def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, no_build: bool,
                       log: Any) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     from envs.factory import preload_forkserver
+    from envs.trading_env import TradingSetup
     from trader.evaluate import report_run
     from trader.selection import select_policy
 
@@ -269,6 +270,9 @@ def _train_and_report(params: Params, argv: Sequence[str], resume: str | None, n
         log(f"note: {params.train.n_envs} env workers share {cores} cores; each is capped at one thread, "
             f"so this works, only not faster than {cores} workers would")
 
+    training = TradingSetup.create(store, "train", EnvSpec.from_config(params.env, params.costs))
+    for note in training.short_episode_notes():
+        log(f"note: {note}")
     env = make_training_env(params, store.root, params.train.n_envs, params.train.seed, params.train.vec_env)
     try:
         members = learn_ensemble(env, params, run_dir, store, device, resume is not None, log)

@@ -155,16 +155,16 @@ def check_folds(timestamps: Mapping[str, np.ndarray], folds: Sequence[Fold], par
     wf = params.walkforward
     knobs = (f"walkforward.folds={wf.folds}, walkforward.test={wf.test}, walkforward.validation={wf.validation} "
              f"or walkforward.min_bars={wf.min_bars} (window {wf.window})")
-    room = params.env.episode_length + params.env.window  # what the env asks of a training split (checked
-    for fold in folds:                                     # there again): fail here, before any fold trains
+    room = params.env.window + 1  # what the env asks of a training split (checked there again: an observation
+    for fold in folds:            # and one step; a shorter split than an episode trains on whole-split episodes)
         cuts = fold_cuts(timestamps, fold, warmup=warmup, purge=purge)
         try:
             check_sizes(cuts, knobs, wf.min_bars)
             for symbol, bounds in cuts.bounds.items():
                 a, b = bounds["train"]
                 if b - a < room:
-                    raise ValueError(f"{symbol}: the train split has {b - a} bars, fewer than env.episode_length + "
-                                     f"env.window = {room}; change {knobs}, or lower env.episode_length")
+                    raise ValueError(f"{symbol}: the train split has {b - a} bars, fewer than env.window + 1 = "
+                                     f"{room}; change {knobs}, or lower env.window")
         except ValueError as exc:
             raise ValueError(f"fold {fold.index + 1} of {len(folds)}: {exc}") from None
 
