@@ -27,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from settings import load_params  # noqa: E402
-from signals.store import open_store  # noqa: E402
+from settings import Params, load_params  # noqa: E402
+from signals.store import Store, open_store  # noqa: E402
 from trader import bootstrap  # noqa: E402
 from envs.accounting import backtest  # noqa: E402
 from trader.evaluate import evaluate_symbol, load_run_model, model_predictor, policy_positions  # noqa: E402
@@ -75,12 +75,15 @@ RULES: dict[str, Callable[[Validation], bool]] = {
 """Each rule: does the candidate trade? The first is trader.selection.choose at bootstrap.LEVEL (90 %)."""
 
 
-def candidate_validation(run_dir: Path, store_root: Path) -> Validation:
-    """The candidate's validation figures, with the bootstrap draws and seed of trader.selection."""
-    params = load_params(run_dir / "params.toml", recorded=True)
-    store = open_store(store_root)
+def load_candidate(run_dir: Path, store_root: Path) -> tuple[Params, Store, Callable[[np.ndarray], Any]]:
+    """(the run's parameters, its store, its candidate's deterministic action): the ensemble of best
+    validation checkpoints that trader.selection scored."""
     models, _ = load_run_model(run_dir, files=member_model_files(run_dir))
-    predict = model_predictor(models)
+    return load_params(run_dir / "params.toml", recorded=True), open_store(store_root), model_predictor(models)
+
+
+def candidate_validation(params: Params, store: Store, predict: Callable[[np.ndarray], Any]) -> Validation:
+    """The candidate's validation figures, with the bootstrap draws and seed of trader.selection."""
     returns, sharpes = {}, []
     for symbol in store.symbols:
         result, _, returns[symbol] = evaluate_symbol(predict, store, params, "validation", symbol)
@@ -94,7 +97,7 @@ def candidate_validation(run_dir: Path, store_root: Path) -> Validation:
     for symbol in store.symbols:
         image = store.mirror_image(symbol)
         if image is None:
-            raise ValueError(f"{store_root}: no mirror image of {symbol}; these runs did not use the mirror test")
+            raise ValueError(f"{store.root}: no mirror image of {symbol}; these runs did not use the mirror test")
         _, net, positions, ppy = mirrored[symbol]
         _, mirror_net, mirror_positions, _ = mirrored[image]
         paired.append(mirror_paired_returns(net, mirror_net))
@@ -105,16 +108,14 @@ def candidate_validation(run_dir: Path, store_root: Path) -> Validation:
                       float(np.mean(mirror_sharpes)))
 
 
-def training_sharpes(run_dir: Path, store_root: Path) -> tuple[float, float]:
+def training_sharpes(params: Params, store: Store, predict: Callable[[np.ndarray], Any]) -> tuple[float, float]:
     """(symbol-mean Sharpe ratio on the training split, the same paired with the mirror images): in-sample,
     so biased upwards by what the agent memorised; a diagnostic, not a rule."""
-    params = load_params(run_dir / "params.toml", recorded=True)
-    store = open_store(store_root)
-    models, _ = load_run_model(run_dir, files=member_model_files(run_dir))
-    predict = model_predictor(models)
     sharpes, paired = [], []
     for symbol in store.symbols:
         image = store.mirror_image(symbol)
+        if image is None:
+            raise ValueError(f"{store.root}: no mirror image of {symbol}; these runs did not use the mirror test")
         ppy = store.symbol(symbol).periods_per_year
         books = []
         for name in (symbol, image):
@@ -153,12 +154,13 @@ def replay(learning_json: Path) -> list[dict[str, Any]]:
         run_dir = sorted((folder / "runs").glob("*/report.json"))[-1].parent
         report = json.loads((run_dir / "report.json").read_text())
         candidate = report["test"].get("not_selected", report["test"])["agent"]
-        validation = candidate_validation(run_dir, folder / "store")
+        candidate_policy = load_candidate(run_dir, folder / "store")
+        validation = candidate_validation(*candidate_policy)
         check_replay(run_dir, validation)
         choices = {name: rule(validation) for name, rule in RULES.items()}
         if choices[next(iter(RULES))] != (report.get("selected", "model") == "model"):
             raise RuntimeError(f"{run_dir}: the replayed default rule chose otherwise than the run did")
-        train_sharpe, train_paired = training_sharpes(run_dir, folder / "store")
+        train_sharpe, train_paired = training_sharpes(*candidate_policy)
         rows.append({"market": row["market"], "seed": row["seed"], "test_sharpe": candidate["sharpe"],
                      "test_turnover": candidate["turnover"], "validation_sharpe": validation.sharpe,
                      "paired_sharpe": validation.paired_sharpe, "mirror_sharpe": validation.mirror_sharpe,
